@@ -1,0 +1,84 @@
+"""
+One error envelope for every 4xx and 5xx: ``{error, message, requestId}``.
+
+Validation problems are 400 (as the original service answered), never 422;
+unexpected exceptions are a 500 with a generic sentence, never a stack trace.
+"""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from downloadjobs_api.jobs import JobNotFound
+
+log = logging.getLogger(__name__)
+
+_CODES = {
+    400: "VALIDATION_ERROR",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "TOO_MANY_REQUESTS",
+    500: "INTERNAL_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", ""))
+
+
+def envelope(request: Request, status: int, message: str, error: str | None = None) -> JSONResponse:
+    body = {
+        "error": error or _CODES.get(status, "ERROR"),
+        "message": message,
+        "requestId": request_id(request),
+    }
+    return JSONResponse(body, status_code=status)
+
+
+def _describe(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    content_type = request.headers.get("content-type", "")
+    if request.method == "POST" and "json" not in content_type.split(";")[0]:
+        return envelope(request, 415, "the request body must be application/json")
+    if any(err.get("type") == "json_invalid" for err in exc.errors()):
+        return envelope(request, 400, "the request body is not valid JSON")
+    return envelope(request, 400, _describe(exc))
+
+
+async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    response = envelope(request, exc.status_code, str(exc.detail))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def on_not_found(request: Request, exc: Exception) -> JSONResponse:
+    return envelope(request, 404, f"no such job: {exc}")
+
+
+async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error (request %s)", request_id(request))
+    return envelope(request, 500, "internal error; quote the request id when reporting it")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(JobNotFound, on_not_found)
+    app.add_exception_handler(Exception, on_unexpected)

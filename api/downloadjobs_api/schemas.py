@@ -1,0 +1,83 @@
+"""The HTTP contract: request and response bodies, as the original clients know them."""
+
+import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from downloadjobs.model import FileId, FileIds
+
+JobState = Literal["queued", "processing", "completed", "failed", "cancelled"]
+
+
+class InitiateRequest(BaseModel):
+    """Ask for a bundle of files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file_ids: FileIds = Field(examples=[[70000, 70007, 70014]])
+
+
+class InitiateResponse(BaseModel):
+    jobId: str
+    status: JobState = "queued"
+    totalFileIds: int
+
+
+class CheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file_id: FileId = Field(examples=[70000])
+
+
+class CheckResponse(BaseModel):
+    file_id: int
+    available: bool
+    s3Key: str
+    size: int | None = None
+
+
+class DownloadResult(BaseModel):
+    """The finished bundle. ``downloadUrl`` is minted afresh for every answer."""
+
+    downloadUrl: str
+    expiresAt: datetime.datetime
+    size: int
+    sha256: str
+    missingFileIds: list[int]
+
+
+class JobErrorBody(BaseModel):
+    reason: str
+    message: str
+
+
+class JobStatusResponse(BaseModel):
+    jobId: str
+    status: JobState
+    progress: int = Field(ge=0, le=100)
+    totalFileIds: int
+    filesDone: int = 0
+    filesTotal: int | None = None
+    bytesDone: int = 0
+    bytesTotal: int | None = None
+    attempts: int = 0
+    queuePosition: int | None = None
+    createdAt: datetime.datetime | None = None
+    startedAt: datetime.datetime | None = None
+    completedAt: datetime.datetime | None = None
+    result: DownloadResult | None = None
+    error: JobErrorBody | None = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["healthy", "unhealthy"]
+    checks: dict[str, Literal["ok", "error"]]
+
+
+class ErrorResponse(BaseModel):
+    """The one envelope of every 4xx and 5xx answer."""
+
+    error: str
+    message: str
+    requestId: str

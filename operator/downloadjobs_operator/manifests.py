@@ -1,0 +1,128 @@
+"""
+The Job that carries out one DownloadJob, as a pure function of the two.
+
+Nothing here talks to a server: the handlers call :func:`build_job` and send
+its result, and the unit tests call it directly.
+"""
+
+from typing import Any
+
+from downloadjobs import model
+from downloadjobs.settings import S3Settings
+from downloadjobs_operator.settings import OperatorSettings
+
+#: The securityContext every worker pod gets: the `restricted` Pod Security Standard.
+POD_SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "fsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def job_name(downloadjob_name: str) -> str:
+    """The Job's name: derived from the DownloadJob's, so creating it twice is a 409."""
+    return f"dj-{downloadjob_name}"[:63].rstrip("-")
+
+
+def worker_env(
+    body: dict[str, Any], s3: S3Settings, settings: OperatorSettings
+) -> list[dict[str, Any]]:
+    meta = body["metadata"]
+    env: dict[str, str] = {
+        "DOWNLOADJOBS_JOB_NAME": meta["name"],
+        "DOWNLOADJOBS_JOB_NAMESPACE": meta["namespace"],
+    }
+    for name, value in s3.model_dump(mode="json").items():
+        if value is not None:
+            env[f"DOWNLOADJOBS_S3_{name.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+    env.update(settings.worker_env)
+    return [{"name": k, "value": v} for k, v in sorted(env.items())]
+
+
+def build_job(body: dict[str, Any], s3: S3Settings, settings: OperatorSettings) -> dict[str, Any]:
+    """The ``batch/v1`` Job for a DownloadJob ``body`` (as read from the API server)."""
+    meta = body["metadata"]
+    name = job_name(meta["name"])
+    labels = {
+        model.LABEL_MANAGED_BY: model.MANAGED_BY,
+        model.LABEL_JOB_NAME: meta["name"],
+        "app.kubernetes.io/component": "worker",
+    }
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": settings.worker_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(settings.worker_command),
+        "env": worker_env(body, s3, settings),
+        "securityContext": CONTAINER_SECURITY_CONTEXT,
+        "resources": {
+            "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
+            "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if settings.s3_secret_name:
+        container["envFrom"] = [{"secretRef": {"name": settings.s3_secret_name}}]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": model.API_VERSION,
+                    "kind": model.KIND,
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "backoffLimit": settings.backoff_limit,
+            "activeDeadlineSeconds": settings.active_deadline_seconds,
+            "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": "worker",
+                            "operator": "In",
+                            "values": [model.EXIT_PERMANENT],
+                        },
+                    },
+                    {
+                        "action": "Ignore",
+                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                    },
+                ]
+            },
+            "completions": 1,
+            "parallelism": 1,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": settings.worker_service_account,
+                    "automountServiceAccountToken": True,
+                    "securityContext": POD_SECURITY_CONTEXT,
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                },
+            },
+        },
+    }

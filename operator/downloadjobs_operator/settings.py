@@ -1,0 +1,31 @@
+"""Settings of the operator (``DOWNLOADJOBS_OPERATOR_*``): what every Job it creates looks like."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOWNLOADJOBS_OPERATOR_", extra="ignore")
+
+    worker_image: str = Field(
+        default="ghcr.io/downloadjobs/downloadjobs:0.1.0", description="Image of the Job pods."
+    )
+    worker_command: list[str] = Field(default_factory=lambda: ["downloadjobs", "worker"])
+    worker_service_account: str = Field(
+        default="downloadjobs-worker", description="May only read its job and patch its status."
+    )
+    backoff_limit: int = Field(default=3, ge=0, description="Pod retries before a job fails.")
+    active_deadline_seconds: int = Field(default=3600, ge=30, description="Hard limit per Job.")
+    ttl_seconds_after_finished: int = Field(
+        default=300, ge=0, description="Finished Jobs go; the DownloadJob keeps the result."
+    )
+    s3_secret_name: str | None = Field(
+        default=None, description="Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for pods."
+    )
+    worker_env: dict[str, str] = Field(
+        default_factory=dict, description="Extra plain environment for the worker pods."
+    )
+    cpu_request: str = "100m"
+    memory_request: str = "128Mi"
+    cpu_limit: str = "1"
+    memory_limit: str = "256Mi"

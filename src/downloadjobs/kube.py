@@ -1,0 +1,18 @@
+"""Loading the Kubernetes client configuration: in-cluster first, then kubeconfig."""
+
+import os
+
+import kubernetes
+
+
+def load_config() -> None:
+    """
+    Configure the ``kubernetes`` client the way kubectl would find the cluster.
+
+    Inside a pod the service-account token is used; elsewhere ``$KUBECONFIG``
+    or ``~/.kube/config``. Nothing here knows whether the server is real.
+    """
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        kubernetes.config.load_incluster_config()
+    else:
+        kubernetes.config.load_kube_config()

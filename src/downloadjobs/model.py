@@ -1,0 +1,152 @@
+"""
+The DownloadJob resource: the one definition every other part derives from.
+
+The CRD's OpenAPI schema (:mod:`downloadjobs.crd`), the API's validation and
+responses, the operator's status mapping and the worker's status patches all
+read these models, so a field or a limit is changed here and nowhere else.
+Field names are the resource's camelCase names; Python code uses snake_case.
+"""
+
+import datetime
+import enum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "downloadjobs.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "DownloadJob"
+PLURAL = "downloadjobs"
+SINGULAR = "downloadjob"
+SHORT_NAMES = ["dj"]
+
+#: The original download service's limits, shared by the API and the CRD.
+MIN_FILE_ID = 10_000
+MAX_FILE_ID = 100_000_000
+MAX_FILES = 1000
+
+#: The worker's exit code for failures no retry can fix (all sources missing, bad
+#: spec): the Job's podFailurePolicy turns it into an immediate Job failure.
+EXIT_PERMANENT = 42
+
+#: Labels the operator and the API put on what they create.
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "downloadjobs"
+LABEL_JOB_NAME = f"{GROUP}/job-name"
+LABEL_OWNER = f"{GROUP}/owner"
+
+
+class Model(BaseModel):
+    """Base of every resource model: camelCase on the wire, nothing unknown accepted."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The resource's JSON form: camelCase keys, unset fields left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _distinct(values: list[int]) -> list[int]:
+    if len(set(values)) != len(values):
+        raise ValueError("file ids must be distinct")
+    return values
+
+
+FileId = Annotated[int, Field(ge=MIN_FILE_ID, le=MAX_FILE_ID, strict=True)]
+FileIds = Annotated[
+    list[FileId],
+    Field(min_length=1, max_length=MAX_FILES, json_schema_extra={"x-kubernetes-list-type": "set"}),
+    AfterValidator(_distinct),
+]
+
+
+class DownloadJobSpec(Model):
+    """What was asked for, and by whom. Immutable once created."""
+
+    file_ids: FileIds = Field(description="Source file ids, in bundle order.")
+    owner: str = Field(
+        default="anonymous", max_length=253, description="Who may read the job through the API."
+    )
+
+
+class Phase(enum.StrEnum):
+    """Where a job is in its life; the API shows the lower-case value."""
+
+    QUEUED = "Queued"
+    PROCESSING = "Processing"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (Phase.COMPLETED, Phase.FAILED, Phase.CANCELLED)
+
+
+class BundleResult(Model):
+    """Where the finished bundle is. Never a URL: the API presigns one per answer."""
+
+    bucket: str
+    key: str
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    missing_file_ids: list[int] = Field(default_factory=list)
+
+
+class JobError(Model):
+    """Why a job failed, for people: a stable machine reason and a sentence."""
+
+    reason: str
+    message: str
+
+
+class Condition(Model):
+    """A Kubernetes-style condition (``kubectl describe`` shows them)."""
+
+    type: str
+    status: str = Field(pattern=r"^(True|False|Unknown)$")
+    reason: str | None = None
+    message: str | None = None
+    last_transition_time: datetime.datetime | None = None
+
+
+class DownloadJobStatus(Model):
+    """
+    What has happened so far. Written by the operator (phase, Job, conditions)
+    and by the worker (progress, result); every field must be declared here,
+    since the API server prunes what the CRD schema does not declare.
+    """
+
+    phase: Phase | None = None
+    progress: int | None = Field(default=None, ge=0, le=100)
+    files_done: int | None = Field(default=None, ge=0)
+    files_total: int | None = Field(default=None, ge=0)
+    bytes_done: int | None = Field(default=None, ge=0)
+    bytes_total: int | None = Field(default=None, ge=0)
+    attempts: int | None = Field(default=None, ge=0)
+    job_name: str | None = None
+    queue_position: int | None = Field(default=None, ge=0)
+    started_at: datetime.datetime | None = None
+    completed_at: datetime.datetime | None = None
+    heartbeat_at: datetime.datetime | None = None
+    result: BundleResult | None = None
+    error: JobError | None = None
+    conditions: list[Condition] | None = None
+
+
+def utcnow() -> datetime.datetime:
+    """Now, in UTC, to the second (what Kubernetes timestamps carry)."""
+    return datetime.datetime.now(tz=datetime.UTC).replace(microsecond=0)
+
+
+def parse_status(body: dict[str, Any]) -> DownloadJobStatus:
+    """The status of a resource body as read from the API server (lenient to extra fields)."""
+    raw = dict(body.get("status") or {})
+    known = {field.alias or name for name, field in DownloadJobStatus.model_fields.items()}
+    return DownloadJobStatus.model_validate({k: v for k, v in raw.items() if k in known})

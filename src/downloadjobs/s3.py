@@ -1,0 +1,30 @@
+"""The boto3 S3 clients, configured once from :class:`S3Settings`."""
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from downloadjobs.settings import S3Settings
+
+
+def client(
+    settings: S3Settings, *, public: bool = False, credentials: dict[str, str] | None = None
+) -> Any:
+    """
+    An S3 client. ``public`` gives the one for presigning: it signs for the
+    endpoint a browser reaches, which differs from the in-cluster one when S3 is
+    a MinIO service inside the cluster.
+    """
+    endpoint = settings.endpoint_url
+    if public and settings.public_endpoint_url:
+        endpoint = settings.public_endpoint_url
+    config = Config(
+        region_name=settings.region,
+        signature_version="s3v4",
+        retries={"mode": "standard", "max_attempts": settings.max_attempts},
+        s3={"addressing_style": "path" if settings.path_style else "auto"},
+        connect_timeout=5,
+        read_timeout=60,
+    )
+    return boto3.client("s3", endpoint_url=endpoint, config=config, **(credentials or {}))

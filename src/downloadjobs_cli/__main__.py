@@ -1,0 +1,5 @@
+import sys
+
+from downloadjobs_cli import main
+
+sys.exit(main())

@@ -1,0 +1,264 @@
+"""The HTTP contract at its boundaries: what is accepted, what is refused and how."""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from fastapi.testclient import TestClient
+from kubernetes.client.exceptions import ApiException
+from moto import mock_aws
+
+from downloadjobs import model
+from downloadjobs.settings import S3Settings
+from downloadjobs_api.app import create_app
+from downloadjobs_api.jobs import JobService
+from downloadjobs_api.settings import ApiSettings
+from downloadjobs_api.storage import Storage
+
+
+class FakeCustomObjects:
+    """Just enough of CustomObjectsApi: a dict of bodies by name."""
+
+    def __init__(self) -> None:
+        self.created: dict[str, dict[str, Any]] = {}
+
+    def create_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
+        body: dict[str, Any] = args[-1]
+        self.created[body["metadata"]["name"]] = body
+        return body
+
+    def get_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
+        name = args[-1]
+        if name not in self.created:
+            raise ApiException(status=404, reason="Not Found")
+        return self.created[name]
+
+    def list_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {"items": list(self.created.values())}
+
+
+@pytest.fixture
+def api() -> FakeCustomObjects:
+    return FakeCustomObjects()
+
+
+@pytest.fixture
+def client(api: FakeCustomObjects, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    with mock_aws():
+        settings = S3Settings()
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=settings.source_bucket)
+        s3.create_bucket(Bucket=settings.bundle_bucket)
+        s3.put_object(Bucket=settings.source_bucket, Key="files/70000.zip", Body=b"x" * 10)
+        storage = Storage(settings)
+        app = create_app(JobService(api, "default", storage), storage, ApiSettings())
+        yield TestClient(app)
+
+
+def initiate(client: TestClient, body: Any, **kwargs: Any) -> Any:
+    return client.post("/v1/download/initiate", json=body, **kwargs)
+
+
+def assert_envelope(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error", "message", "requestId"}
+    assert body["requestId"] == response.headers["x-request-id"]
+    assert body["message"]
+    return body
+
+
+@pytest.mark.parametrize(
+    "file_ids",
+    [
+        [model.MIN_FILE_ID],
+        [model.MAX_FILE_ID],
+        list(range(70000, 70000 + model.MAX_FILES)),
+    ],
+    ids=["lowest id", "highest id", "1000 ids"],
+)
+def test_accepts_the_boundaries(
+    client: TestClient, api: FakeCustomObjects, file_ids: list[int]
+) -> None:
+    response = initiate(client, {"file_ids": file_ids})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["totalFileIds"] == len(file_ids)
+    assert response.headers["location"] == f"/v1/download/jobs/{body['jobId']}"
+    assert api.created[body["jobId"]]["spec"]["fileIds"] == file_ids
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"file_ids": [model.MIN_FILE_ID - 1]},
+        {"file_ids": [model.MAX_FILE_ID + 1]},
+        {"file_ids": []},
+        {"file_ids": list(range(70000, 70000 + model.MAX_FILES + 1))},
+        {"file_ids": [70000, 70000]},
+        {"file_ids": [70000.5]},
+        {"file_ids": ["70000"]},
+        {"file_ids": [True]},
+        {"file_ids": 70000},
+        {"fileIds": [70000]},
+        {"file_ids": [70000], "extra": 1},
+        {},
+        [70000],
+    ],
+    ids=[
+        "below min",
+        "above max",
+        "0 items",
+        "1001 items",
+        "duplicates",
+        "float",
+        "string",
+        "bool",
+        "not a list",
+        "wrong key",
+        "unknown key",
+        "empty object",
+        "array body",
+    ],
+)
+def test_refuses_invalid_bodies_with_400(
+    client: TestClient, api: FakeCustomObjects, body: Any
+) -> None:
+    body = assert_envelope(initiate(client, body), 400)
+    assert body["error"] == "VALIDATION_ERROR"
+    assert api.created == {}
+
+
+def test_invalid_json_is_400(client: TestClient, api: FakeCustomObjects) -> None:
+    response = client.post(
+        "/v1/download/initiate",
+        content=b'{"file_ids": [70000',
+        headers={"Content-Type": "application/json"},
+    )
+    assert "not valid JSON" in assert_envelope(response, 400)["message"]
+    assert api.created == {}
+
+
+def test_wrong_content_type_is_415(client: TestClient, api: FakeCustomObjects) -> None:
+    response = client.post(
+        "/v1/download/initiate",
+        content=json.dumps({"file_ids": [70000]}),
+        headers={"Content-Type": "text/plain"},
+    )
+    assert_envelope(response, 415)
+    assert api.created == {}
+
+
+def test_oversized_body_is_413(client: TestClient, api: FakeCustomObjects) -> None:
+    padding = " " * (ApiSettings().max_body_bytes + 1)
+    response = client.post(
+        "/v1/download/initiate",
+        content=b'{"file_ids": [70000]}' + padding.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert_envelope(response, 413)
+    assert api.created == {}
+
+
+def test_oversized_streamed_body_is_413(client: TestClient, api: FakeCustomObjects) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"file_ids": [70000]'
+        for _ in range(100):
+            yield b" " * 1024
+
+    response = client.post(
+        "/v1/download/initiate", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert_envelope(response, 413)
+
+
+def test_unknown_job_is_404_in_the_envelope(client: TestClient) -> None:
+    for path in ("/v1/download/status/nope", "/v1/download/jobs/nope"):
+        assert assert_envelope(client.get(path), 404)["error"] == "NOT_FOUND"
+
+
+def test_request_id_is_echoed_or_made(client: TestClient) -> None:
+    echoed = client.get("/v1/download/status/x", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    made = client.get("/v1/download/status/x")
+    assert len(made.headers["x-request-id"]) == 36
+    hostile = client.get("/v1/download/status/x", headers={"X-Request-ID": "a\tb<script>"})
+    assert hostile.headers["x-request-id"] != "a\tb<script>"
+
+
+def test_status_of_a_new_job(client: TestClient) -> None:
+    job_id = initiate(client, {"file_ids": [70000, 70001]}).json()["jobId"]
+    for path in (f"/v1/download/status/{job_id}", f"/v1/download/jobs/{job_id}"):
+        body = client.get(path).json()
+        assert body["jobId"] == job_id
+        assert body["status"] == "queued"
+        assert body["progress"] == 0
+        assert body["result"] is None
+
+
+def test_completed_job_gets_a_fresh_presigned_url(
+    client: TestClient, api: FakeCustomObjects
+) -> None:
+    job_id = initiate(client, {"file_ids": [70000]}).json()["jobId"]
+    api.created[job_id]["status"] = {
+        "phase": "Completed",
+        "result": {
+            "bucket": "b",
+            "key": f"bundles/default/{job_id}.zip",
+            "size": 5,
+            "sha256": "0" * 64,
+            "missingFileIds": [],
+        },
+    }
+    first = client.get(f"/v1/download/status/{job_id}").json()
+    assert first["status"] == "completed"
+    assert first["progress"] == 100
+    url = first["result"]["downloadUrl"]
+    assert (
+        f"/b/bundles/default/{job_id}.zip" in url
+        or f"b.s3.amazonaws.com/bundles/default/{job_id}.zip" in url
+    )
+    assert "X-Amz-Expires=900" in url and "X-Amz-Signature=" in url
+    assert "downloadUrl" not in json.dumps(api.created[job_id])
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"file_id": 70000}, 200),
+        ({"file_id": 70001}, 200),
+        ({"file_id": 9999}, 400),
+        ({"file_id": "70000"}, 400),
+        ({}, 400),
+    ],
+)
+def test_check(client: TestClient, body: Any, status: int) -> None:
+    response = client.post("/v1/download/check", json=body)
+    assert response.status_code == status, response.text
+    if status == 200:
+        answer = response.json()
+        assert answer["available"] is (body["file_id"] == 70000)
+        assert answer["s3Key"] == f"files/{body['file_id']}.zip"
+
+
+def test_health(client: TestClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "healthy", "checks": {"storage": "ok", "kubernetes": "ok"}}
+
+
+def test_health_is_503_when_a_dependency_is_down(
+    client: TestClient, api: FakeCustomObjects, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise ApiException(status=500)
+
+    monkeypatch.setattr(api, "list_namespaced_custom_object", down)
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"storage": "ok", "kubernetes": "error"}

@@ -1,0 +1,126 @@
+"""The Job built for a DownloadJob, and the status mapped back from the Job."""
+
+from typing import Any
+
+from downloadjobs import model
+from downloadjobs.settings import S3Settings
+from downloadjobs_operator import manifests
+from downloadjobs_operator.settings import OperatorSettings
+from downloadjobs_operator.status import phase_of_job, status_patch
+
+BODY = {
+    "metadata": {"name": "abc", "namespace": "team", "uid": "uid-1"},
+    "spec": {"fileIds": [70000]},
+}
+
+
+def build(**overrides: Any) -> dict[str, Any]:
+    settings = OperatorSettings(**overrides)
+    return manifests.build_job(BODY, S3Settings(endpoint_url="http://s3:9000"), settings)
+
+
+def test_job_name_is_deterministic_and_valid() -> None:
+    assert manifests.job_name("abc") == "dj-abc"
+    long = manifests.job_name("x" * 80)
+    assert len(long) <= 63 and not long.endswith("-")
+    assert build()["metadata"]["name"] == "dj-abc"
+
+
+def test_job_is_owned_by_the_downloadjob() -> None:
+    (ref,) = build()["metadata"]["ownerReferences"]
+    assert ref == {
+        "apiVersion": model.API_VERSION,
+        "kind": model.KIND,
+        "name": "abc",
+        "uid": "uid-1",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def test_job_limits_and_identity() -> None:
+    spec = build(backoff_limit=2, active_deadline_seconds=120)["spec"]
+    assert spec["backoffLimit"] == 2
+    assert spec["activeDeadlineSeconds"] == 120
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == "downloadjobs-worker"
+    assert pod["restartPolicy"] == "Never"
+    rules = spec["podFailurePolicy"]["rules"]
+    assert rules[0]["action"] == "FailJob"
+    assert rules[0]["onExitCodes"]["values"] == [model.EXIT_PERMANENT]
+    assert rules[1]["action"] == "Ignore"
+
+
+def test_worker_environment_names_its_job_and_s3_but_no_secret() -> None:
+    container = build(s3_secret_name="s3")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["DOWNLOADJOBS_JOB_NAME"] == "abc"
+    assert env["DOWNLOADJOBS_JOB_NAMESPACE"] == "team"
+    assert env["DOWNLOADJOBS_S3_ENDPOINT_URL"] == "http://s3:9000"
+    assert env["DOWNLOADJOBS_S3_PATH_STYLE"] == "false"
+    assert not any("SECRET" in name or "AWS_" in name for name in env)
+    assert container["envFrom"] == [{"secretRef": {"name": "s3"}}]
+
+
+def test_worker_pod_is_restricted() -> None:
+    pod = build()["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert set(container["resources"]) == {"requests", "limits"}
+
+
+def job(**status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "dj-abc"}, "status": status}
+
+
+def cond(kind: str, reason: str = "", message: str = "") -> dict[str, str]:
+    return {"type": kind, "status": "True", "reason": reason, "message": message}
+
+
+def test_phase_follows_the_job() -> None:
+    assert phase_of_job(job()) is model.Phase.QUEUED
+    assert phase_of_job(job(active=1, startTime="t")) is model.Phase.PROCESSING
+    assert phase_of_job(job(conditions=[cond("Complete")])) is model.Phase.COMPLETED
+    assert phase_of_job(job(conditions=[cond("Failed")])) is model.Phase.FAILED
+    assert phase_of_job(job(conditions=[cond("FailureTarget")])) is model.Phase.FAILED
+
+
+def test_status_patch_on_transitions() -> None:
+    queued = model.DownloadJobStatus(phase=model.Phase.QUEUED)
+    patch = status_patch(job(active=1, startTime="2026-01-01T00:00:00Z"), queued)
+    assert patch == {"phase": "Processing", "attempts": 1, "startedAt": "2026-01-01T00:00:00Z"}
+
+    processing = model.DownloadJobStatus(
+        phase=model.Phase.PROCESSING, attempts=1, started_at="2026-01-01T00:00:00Z"
+    )
+    assert status_patch(job(active=1, startTime="x"), processing) is None
+
+    done = status_patch(
+        job(succeeded=1, completionTime="2026-01-01T00:01:00Z", conditions=[cond("Complete")]),
+        processing,
+    )
+    assert done == {"phase": "Completed", "completedAt": "2026-01-01T00:01:00Z", "progress": 100}
+
+
+def test_failure_keeps_the_workers_reason_or_takes_the_jobs() -> None:
+    processing = model.DownloadJobStatus(phase=model.Phase.PROCESSING, attempts=4)
+    failed = job(failed=4, conditions=[cond("Failed", "BackoffLimitExceeded", "too many")])
+    patch = status_patch(failed, processing)
+    assert patch is not None
+    assert patch["error"] == {"reason": "BackoffLimitExceeded", "message": "too many"}
+
+    explained = model.DownloadJobStatus(
+        phase=model.Phase.PROCESSING,
+        error=model.JobError(reason="AllFilesMissing", message="none"),
+    )
+    patch = status_patch(failed, explained)
+    assert patch is not None and "error" not in patch
+
+
+def test_terminal_phases_are_never_left() -> None:
+    done = model.DownloadJobStatus(phase=model.Phase.COMPLETED)
+    assert status_patch(job(active=1, startTime="x"), done) is None
