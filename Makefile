@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(BIN)/kubectl $(BIN)/helm: tools/install_kube_tools.py | $(STAMP)
+	$(BIN)/python tools/install_kube_tools.py $(BIN)
+
 dev: $(STAMP) ## run API, operator, embedded cluster and S3 on localhost
 	$(BIN)/downloadjobs dev
 
@@ -29,8 +32,8 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-e2e: $(STAMP)
-	$(BIN)/pytest tests/e2e -q
+e2e: $(STAMP) $(BIN)/kubectl
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest tests/e2e -q
 
 crd: $(STAMP) ## regenerate crds/ from the model
 	$(BIN)/downloadjobs crd --write crds/downloadjob.yaml

@@ -132,6 +132,26 @@ def _set_lists(value: Any, schema: dict[str, Any], path: str) -> Iterator[str]:
             yield from _set_lists(v, schema.get("properties", {}).get(k, {}), f"{path}.{k}")
 
 
+def human_age(timestamp: str | None) -> str:
+    """A timestamp as the API server prints ages in tables: 45s, 3m20s, 5h, 2d."""
+    if not timestamp:
+        return "<unknown>"
+    then = datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    seconds = max(0, int((datetime.datetime.now(tz=datetime.UTC) - then).total_seconds()))
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 120:
+        return f"{seconds}s"
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if hours < 3:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    return f"{days}d{hours % 24}h" if days < 8 and hours % 24 else f"{days}d"
+
+
 def jsonpath(obj: Any, path: str) -> Any:
     """The simple ``.a.b.c`` JSONPath of printer columns."""
     for part in path.strip(".").split("."):
@@ -602,8 +622,10 @@ class EmbeddedApiServer(kmock.KubernetesScaffold):
         rows = []
         for obj in items:
             cells: list[Any] = [obj["metadata"]["name"]]
-            cells += [jsonpath(obj, c["jsonPath"]) for c in columns]
-            cells.append(obj["metadata"].get("creationTimestamp"))
+            for column in columns:
+                value = jsonpath(obj, column["jsonPath"])
+                cells.append(human_age(value) if column["type"] == "date" and value else value)
+            cells.append(human_age(obj["metadata"].get("creationTimestamp")))
             rows.append(
                 {
                     "cells": cells,
@@ -623,6 +645,48 @@ class EmbeddedApiServer(kmock.KubernetesScaffold):
         }
 
     # -- kmock plumbing ------------------------------------------------------------------------
+
+    async def _serve_version(self, request: rendering.Request) -> Any:
+        """
+        Resource discovery of one group/version. kmock's own lists subresources with the
+        parent's short names, which makes kubectl warn about ambiguous short names.
+        """
+        assert request.resource is not None
+        wanted = (request.resource.group, request.resource.version)
+        found = [r for r in self._kinds if (r.group, r.version) == wanted]
+        if not found and request.resource.group != "":
+            raise kmock.KubernetesResourceNotFoundError()
+        resources = []
+        for res in sorted(found, key=lambda r: str(r.plural)):
+            info = self.resources[res]
+            assert isinstance(info, kmock.ResourceInfo)
+            resources.append(
+                {
+                    "name": res.plural,
+                    "kind": info.kind,
+                    "singularName": info.singular,
+                    "namespaced": info.namespaced,
+                    "verbs": sorted(info.verbs),
+                    "shortNames": sorted(info.shortnames),
+                    "categories": sorted(info.categories),
+                }
+            )
+            for sub in sorted(info.subresources):
+                resources.append(
+                    {
+                        "name": f"{res.plural}/{sub}",
+                        "kind": info.kind,
+                        "singularName": "",
+                        "namespaced": info.namespaced,
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+        return {
+            "apiVersion": "v1",
+            "kind": "APIResourceList",
+            "groupVersion": f"{wanted[0]}/{wanted[1]}".lstrip("/"),
+            "resources": resources,
+        }
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         # kmock's path parser fails on the cluster-scoped core path /api/v1/namespaces[/name]
