@@ -48,6 +48,10 @@ def test_all_files_present(stack: Stack) -> None:
     assert resource["status"]["jobName"] == f"dj-{job_id}"
     assert resource["status"]["startedAt"] and resource["status"]["completedAt"]
     assert "downloadUrl" not in str(resource), "a presigned URL is never stored"
+    events = stack.call(lambda: stack.server.objects(kmock.resource("", "v1", "events")))
+    reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == job_id]
+    for transition in ("JobCreated", "Processing", "Completed"):
+        assert transition in reasons, reasons
     jobs = [j for j in stack.jobs() if j["metadata"]["name"] == f"dj-{job_id}"]
     assert len(jobs) == 1
     assert jobs[0]["metadata"]["ownerReferences"][0]["uid"] == resource["metadata"]["uid"]
