@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from downloadjobs_api.jobs import JobNotFound
+from downloadjobs_api.jobs import JobConflict, JobNotFound
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,10 @@ async def on_not_found(request: Request, exc: Exception) -> JSONResponse:
     return envelope(request, 404, f"no such job: {exc}")
 
 
+async def on_conflict(request: Request, exc: Exception) -> JSONResponse:
+    return envelope(request, 409, str(exc))
+
+
 async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error (request %s)", request_id(request))
     return envelope(request, 500, "internal error; quote the request id when reporting it")
@@ -81,4 +85,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(JobNotFound, on_not_found)
+    app.add_exception_handler(JobConflict, on_conflict)
     app.add_exception_handler(Exception, on_unexpected)

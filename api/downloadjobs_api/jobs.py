@@ -5,6 +5,7 @@ Everything the routes need about jobs goes through :class:`JobService`, so the
 routes stay free of Kubernetes details and the tests can swap the store.
 """
 
+import datetime
 import uuid
 from typing import Any
 
@@ -18,6 +19,10 @@ from downloadjobs_api.storage import Storage
 
 class JobNotFound(LookupError):
     """No such job (or not one the caller may see)."""
+
+
+class JobConflict(Exception):
+    """The job is not in a state where the request makes sense (409)."""
 
 
 class JobService:
@@ -40,6 +45,11 @@ class JobService:
                 "name": job_id,
                 "namespace": self._namespace,
                 "labels": {model.LABEL_MANAGED_BY: model.MANAGED_BY},
+                "annotations": {
+                    model.ANNOTATION_SUBMITTED_AT: datetime.datetime.now(
+                        tz=datetime.UTC
+                    ).isoformat()
+                },
             },
             "spec": spec.to_wire(),
         }
@@ -96,6 +106,37 @@ class JobService:
             result=result,
             error=error,
         )
+
+    def cancel(self, job_id: str) -> schemas.JobStatusResponse:
+        """Ask the operator to cancel; a finished job cannot be (409)."""
+        body = self.fetch(job_id)
+        phase = model.parse_status(body).phase
+        if phase is not None and phase.terminal:
+            raise JobConflict(f"job {job_id} is {phase.value.lower()} already; nothing to cancel")
+        return self._request(body, model.ANNOTATION_CANCEL)
+
+    def retry(self, job_id: str) -> schemas.JobStatusResponse:
+        """Put a failed job (a dead letter) back in the queue; only failed jobs can be (409)."""
+        body = self.fetch(job_id)
+        phase = model.parse_status(body).phase
+        if phase is not model.Phase.FAILED:
+            state = (phase or model.Phase.QUEUED).value.lower()
+            raise JobConflict(f"job {job_id} is {state}; only failed jobs can be retried")
+        return self._request(body, model.ANNOTATION_RETRY)
+
+    def _request(self, body: dict[str, Any], annotation: str) -> schemas.JobStatusResponse:
+        """Record a request for the operator as an annotation (what kubectl annotate does)."""
+        name = body["metadata"]["name"]
+        stamp = datetime.datetime.now(tz=datetime.UTC).isoformat()
+        patched: dict[str, Any] = self._api.patch_namespaced_custom_object(
+            model.GROUP,
+            model.VERSION,
+            self._namespace,
+            model.PLURAL,
+            name,
+            {"metadata": {"annotations": {annotation: stamp}}},
+        )
+        return self.describe(patched)
 
     def ping(self) -> None:
         """Raise when the Kubernetes API cannot list our jobs."""

@@ -45,6 +45,34 @@ def job(job_id: str, jobs: Jobs) -> schemas.JobStatusResponse:
     return jobs.status(job_id)
 
 
+CONFLICT: dict[int | str, dict[str, object]] = {
+    **NOT_FOUND,
+    409: {"model": schemas.ErrorResponse, "description": "Not possible in the job's state"},
+}
+
+
+@router.delete(
+    "/v1/download/jobs/{job_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=CONFLICT,
+    tags=["download"],
+)
+def cancel(job_id: str, jobs: Jobs) -> schemas.JobStatusResponse:
+    """Cancel a queued or running job; it turns ``cancelled`` within seconds."""
+    return jobs.cancel(job_id)
+
+
+@router.post(
+    "/v1/download/jobs/{job_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=CONFLICT,
+    tags=["download"],
+)
+def retry(job_id: str, jobs: Jobs) -> schemas.JobStatusResponse:
+    """Put a failed job back in the queue as a new attempt."""
+    return jobs.retry(job_id)
+
+
 @router.post("/v1/download/check", responses=ERRORS, tags=["download"])
 def check(body: schemas.CheckRequest, storage: StorageDep) -> schemas.CheckResponse:
     """Whether one source file exists."""

@@ -87,8 +87,12 @@ def write_zip(
     stamp = datetime.datetime.now(tz=datetime.UTC).timetuple()[:6]
     with zipfile.ZipFile(out, mode="w", compression=compression, allowZip64=True) as archive:
         for source in sources:
-            if delay_ms[1] > 0:
-                time.sleep(random.uniform(*delay_ms) / 1000)  # the original service's slowness
+            if delay_ms[1] > 0:  # the original service's slowness, with a heartbeat meanwhile
+                pause = random.uniform(*delay_ms) / 1000
+                deadline = time.monotonic() + pause
+                while (left := deadline - time.monotonic()) > 0:
+                    time.sleep(min(left, 0.5))
+                    on_progress(progress)
             info = zipfile.ZipInfo(source.entry_name, date_time=stamp)
             info.compress_type = compression
             info.file_size = source.size

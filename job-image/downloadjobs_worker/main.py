@@ -18,6 +18,7 @@ import sys
 import zipfile
 
 import kubernetes
+from botocore.exceptions import ClientError
 
 from downloadjobs import kube, model, s3
 from downloadjobs.settings import S3Settings
@@ -29,6 +30,16 @@ from downloadjobs_worker.upload import MultipartWriter
 EXIT_OK = 0
 EXIT_TRANSIENT = 1
 EXIT_PERMANENT = model.EXIT_PERMANENT
+
+#: S3 answers that no retry can change.
+PERMANENT_S3_ERRORS = {
+    "403",
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "NoSuchBucket",
+}
 
 log = logging.getLogger("downloadjobs.worker")
 
@@ -52,7 +63,16 @@ def build(
 
     client = s3.client(s3_settings)
     keys = {file_id: s3_settings.source_key(file_id) for file_id in spec.file_ids}
-    sources, missing = locate(client, s3_settings.source_bucket, keys)
+    try:
+        sources, missing = locate(client, s3_settings.source_bucket, keys)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in PERMANENT_S3_ERRORS:
+            raise PermanentFailure(
+                "AccessDenied" if code != "NoSuchBucket" else "NoSuchBucket",
+                f"the source bucket refused access ({code}); retrying will not help",
+            ) from exc
+        raise
     log.info("%d of %d sources present; building the bundle", len(sources), len(keys))
     if not sources:
         raise PermanentFailure(

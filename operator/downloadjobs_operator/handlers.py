@@ -1,26 +1,29 @@
 """
-The kopf handlers: thin glue between events and the pure functions.
+The kopf handlers: thin glue between events and :mod:`actions`.
 
-A new DownloadJob gets its Job (:mod:`manifests`); every change of a Job is
-mapped onto its DownloadJob's status (:mod:`status`). Kopf keeps its own
-bookkeeping in annotations, because the API server prunes status fields that
-the CRD does not declare.
+Each handler runs one action in a thread (the ``kubernetes`` client blocks),
+posts the event that tells the story, and wakes the admission queue when a
+slot may have changed hands. Kopf keeps its own bookkeeping in annotations,
+because the API server prunes status fields that the CRD does not declare.
 """
 
+import asyncio
 import logging
 from typing import Any
 
 import kopf
-import kubernetes
-from kubernetes.client.exceptions import ApiException
+import prometheus_client
 
-from downloadjobs import kube, model
+from downloadjobs import kube, model, s3
 from downloadjobs.settings import S3Settings
-from downloadjobs_operator import manifests
+from downloadjobs_operator import actions
+from downloadjobs_operator.cluster import Cluster
+from downloadjobs_operator.queue import AdmissionQueue
 from downloadjobs_operator.settings import OperatorSettings
-from downloadjobs_operator.status import status_patch
 
+DOWNLOADJOBS = (model.GROUP, model.VERSION, model.PLURAL)
 MANAGED_JOBS = {model.LABEL_MANAGED_BY: model.MANAGED_BY}
+SETTINGS = OperatorSettings()  # timer intervals are fixed when the handlers register
 
 
 @kopf.on.startup()
@@ -32,65 +35,81 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.finalizer = f"{prefix}/finalizer"
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
-    memo.s3 = S3Settings()
-    memo.operator = OperatorSettings()
+    s3_settings = S3Settings()
+    cluster = Cluster()
+    memo.ctx = actions.Context(cluster, s3.client(s3_settings), s3_settings, SETTINGS)
+    memo.queue = AdmissionQueue(cluster, SETTINGS)
+    if SETTINGS.metrics_port:
+        prometheus_client.start_http_server(SETTINGS.metrics_port)
 
 
-@kopf.on.create(model.GROUP, model.VERSION, model.PLURAL)
-def create_job(
-    body: kopf.Body,
-    namespace: str | None,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    **_: Any,
-) -> None:
-    """Create the one Job of a new DownloadJob; a Job already there (409) is that Job."""
-    manifest = manifests.build_job(dict(body), memo.s3, memo.operator)
-    name = manifest["metadata"]["name"]
-    try:
-        kubernetes.client.BatchV1Api().create_namespaced_job(namespace, manifest)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise kopf.TemporaryError(f"creating Job {name}: {exc.reason}", delay=5) from exc
-        logger.info("Job %s exists already; adopting it.", name)
-    else:
-        kopf.info(body, reason="JobCreated", message=f"Created Job {name}.")
-    if not body.get("status", {}).get("phase"):
-        patch.status["phase"] = model.Phase.QUEUED.value
-        patch.status["filesTotal"] = len(body["spec"]["fileIds"])
-    patch.status["jobName"] = name
+def _run(fn: Any, *args: Any) -> Any:
+    return asyncio.to_thread(fn, *args)
+
+
+@kopf.on.create(*DOWNLOADJOBS)
+async def create_job(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Queue a new DownloadJob: its one Job, created suspended, waits for admission."""
+    created = await _run(actions.enqueue, memo.ctx, dict(body))
+    if created:
+        kopf.info(body, reason="JobCreated", message="Created its Job, suspended until admitted.")
+    await memo.queue.poke(str(namespace))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED_JOBS)
-def follow_job(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+async def follow_job(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
     """Mirror a Job's state onto its DownloadJob, with an event on each transition."""
-    if event["type"] == "DELETED":
-        return
-    owner = body.get("metadata", {}).get("labels", {}).get(model.LABEL_JOB_NAME)
     namespace = body.get("metadata", {}).get("namespace")
-    if not owner or not namespace:
-        return
-    api = kubernetes.client.CustomObjectsApi()
-    try:
-        current = api.get_namespaced_custom_object(
-            model.GROUP, model.VERSION, namespace, model.PLURAL, owner
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return  # the DownloadJob is gone; garbage collection takes the Job
-        raise
-    patch = status_patch(dict(body), model.parse_status(current))
-    if patch is None:
-        return
-    api.patch_namespaced_custom_object_status(
-        model.GROUP, model.VERSION, namespace, model.PLURAL, owner, {"status": patch}
-    )
-    if "phase" in patch:
-        phase = patch["phase"]
-        message = f"Job {body['metadata']['name']} is {phase.lower()}."
-        if "error" in patch:
-            message += f" {patch['error']['message']}"
-        logger.info("DownloadJob %s/%s: %s", namespace, owner, message)
-        emit = kopf.warn if phase == model.Phase.FAILED.value else kopf.info
-        emit(kopf.Body(current), reason=phase, message=message)
+    if event["type"] != "DELETED":
+        changed = await _run(actions.follow, memo.ctx, dict(body))
+        if changed is not None:
+            owner, patch = changed
+            if "phase" in patch:
+                phase = patch["phase"]
+                (cond,) = [c for c in patch["conditions"] if c["status"] == "True"]
+                logger.info("DownloadJob %s: %s", owner["metadata"]["name"], cond["message"])
+                emit = kopf.warn if phase == model.Phase.FAILED.value else kopf.info
+                emit(kopf.Body(owner), reason=phase, message=cond["message"])
+    if namespace:
+        await memo.queue.poke(namespace)
+
+
+@kopf.on.resume(*DOWNLOADJOBS, annotations={model.ANNOTATION_CANCEL: kopf.PRESENT})
+@kopf.on.update(*DOWNLOADJOBS, annotations={model.ANNOTATION_CANCEL: kopf.PRESENT})
+async def cancel(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """``DELETE /v1/download/jobs/{id}`` or ``kubectl annotate … cancel-requested=…``."""
+    outcome = await _run(actions.cancel, memo.ctx, dict(body))
+    if outcome == "cancelled":
+        kopf.info(body, reason="Cancelled", message="Cancelled on request; its Job was deleted.")
+    else:
+        kopf.info(body, reason="CancelIgnored", message="The job had finished already.")
+    await memo.queue.poke(str(namespace))
+
+
+@kopf.on.resume(*DOWNLOADJOBS, annotations={model.ANNOTATION_RETRY: kopf.PRESENT})
+@kopf.on.update(*DOWNLOADJOBS, annotations={model.ANNOTATION_RETRY: kopf.PRESENT})
+async def replay(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """``POST /v1/download/jobs/{id}/retry`` or ``kubectl annotate … retry-requested=…``."""
+    outcome = await _run(actions.replay, memo.ctx, dict(body))
+    if outcome == "replayed":
+        kopf.info(body, reason="Replayed", message="Back in the queue with a new Job.")
+    await memo.queue.poke(str(namespace))
+
+
+@kopf.on.delete(*DOWNLOADJOBS)
+async def cleanup(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Deleted (kubectl, or the TTL): stop the Job, abort the upload, remove the bundle."""
+    await _run(actions.cleanup, memo.ctx, dict(body))
+
+
+@kopf.timer(*DOWNLOADJOBS, interval=SETTINGS.reconcile_interval, initial_delay=1.0)
+async def reconcile(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Expire finished jobs; repair drift and stalls of the others; admit if slots are free."""
+    for note in await _run(actions.reconcile, memo.ctx, dict(body)):
+        if note == "Stalled":
+            kopf.warn(body, reason="Stalled", message="No heartbeat; its pod was deleted to retry.")
+        elif note != "Expired":
+            kopf.info(body, reason=note, message=f"Periodic reconcile: {note}.")
+    await memo.queue.poke(str(namespace), unless_fresher_than=2.0)

@@ -27,9 +27,13 @@ CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
 }
 
 
-def job_name(downloadjob_name: str) -> str:
-    """The Job's name: derived from the DownloadJob's, so creating it twice is a 409."""
-    return f"dj-{downloadjob_name}"[:63].rstrip("-")
+def job_name(downloadjob_name: str, replay: int = 0) -> str:
+    """
+    The Job's name: derived from the DownloadJob's (and its replay count), so
+    creating it twice is a 409, never a second Job.
+    """
+    suffix = f"-r{replay}" if replay else ""
+    return f"dj-{downloadjob_name}"[: 63 - len(suffix)].rstrip("-") + suffix
 
 
 def worker_env(
@@ -52,7 +56,8 @@ def worker_env(
 def build_job(body: dict[str, Any], s3: S3Settings, settings: OperatorSettings) -> dict[str, Any]:
     """The ``batch/v1`` Job for a DownloadJob ``body`` (as read from the API server)."""
     meta = body["metadata"]
-    name = job_name(meta["name"])
+    replay = int((body.get("status") or {}).get("replays") or 0)
+    name = job_name(meta["name"], replay)
     labels = {
         model.LABEL_MANAGED_BY: model.MANAGED_BY,
         model.LABEL_JOB_NAME: meta["name"],
@@ -92,7 +97,13 @@ def build_job(body: dict[str, Any], s3: S3Settings, settings: OperatorSettings) 
             ],
         },
         "spec": {
+            # Created suspended; admission (see admission.py) unsuspends it when a slot is
+            # free. Kueue, where installed, admits through the same field.
+            "suspend": True,
             "backoffLimit": settings.backoff_limit,
+            # A replacement pod starts only once the old one has failed for good, so two
+            # workers never upload the same bundle at once.
+            "podReplacementPolicy": "Failed",
             "activeDeadlineSeconds": settings.active_deadline_seconds,
             "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
             "podFailurePolicy": {

@@ -25,6 +25,28 @@ class OperatorSettings(BaseSettings):
     worker_env: dict[str, str] = Field(
         default_factory=dict, description="Extra plain environment for the worker pods."
     )
+    max_running: int = Field(
+        default=10, ge=1, description="Running Jobs per namespace; the rest wait, FIFO."
+    )
+    max_running_per_owner: int = Field(
+        default=0, ge=0, description="Running Jobs per owner; 0 means no per-owner cap."
+    )
+    ttl_completed_seconds: int = Field(
+        default=24 * 3600, ge=0, description="Completed DownloadJobs are deleted after this."
+    )
+    ttl_failed_seconds: int = Field(
+        default=7 * 24 * 3600, ge=0, description="Failed (dead-letter) ones after this."
+    )
+    keep_bundles: bool = Field(
+        default=False, description="Keep the bundle in S3 when its DownloadJob is deleted."
+    )
+    stall_seconds: int = Field(
+        default=300, ge=10, description="A running job with an older heartbeat is stalled."
+    )
+    reconcile_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between checks of each job against its Job."
+    )
+    metrics_port: int = Field(default=0, ge=0, description="Prometheus metrics port; 0: none.")
     cpu_request: str = "100m"
     memory_request: str = "128Mi"
     cpu_limit: str = "1"

@@ -2,12 +2,24 @@
 The DownloadJob's phase as a pure function of its Job's status.
 
 The Job controller's own words are the source of truth: a ``Complete`` or
-``Failed`` condition ends the job; an active pod means it is processing.
+``Failed`` condition ends the job; an active pod means it is processing; a
+suspended Job is still waiting for admission.
 """
 
+import datetime
 from typing import Any
 
 from downloadjobs import model
+
+#: The condition each phase sets to True (and the others to False), so that
+#: ``kubectl describe`` and ``kubectl wait --for=condition=Complete`` work.
+CONDITION_OF_PHASE = {
+    model.Phase.QUEUED: "Queued",
+    model.Phase.PROCESSING: "Admitted",
+    model.Phase.COMPLETED: "Complete",
+    model.Phase.FAILED: "Failed",
+    model.Phase.CANCELLED: "Cancelled",
+}
 
 
 def _condition(job_status: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -23,12 +35,63 @@ def phase_of_job(job: dict[str, Any]) -> model.Phase:
         return model.Phase.COMPLETED
     if _condition(status, "Failed") or _condition(status, "FailureTarget"):
         return model.Phase.FAILED
+    if job.get("spec", {}).get("suspend"):
+        return model.Phase.QUEUED
     if status.get("active") or status.get("startTime"):
         return model.Phase.PROCESSING
     return model.Phase.QUEUED
 
 
-def status_patch(job: dict[str, Any], current: model.DownloadJobStatus) -> dict[str, Any] | None:
+def conditions_for(
+    current: list[dict[str, Any]] | None,
+    phase: model.Phase,
+    reason: str,
+    message: str,
+    now: datetime.datetime,
+) -> list[dict[str, Any]]:
+    """
+    The conditions after entering ``phase``: its condition True, the earlier ones
+    False; ``lastTransitionTime`` moves only when a condition's status changes.
+    """
+    by_type = {c["type"]: dict(c) for c in current or []}
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for kind in CONDITION_OF_PHASE.values():
+        wanted = "True" if kind == CONDITION_OF_PHASE[phase] else "False"
+        old = by_type.get(kind)
+        if old is None and wanted == "False":
+            continue
+        if old is None or old.get("status") != wanted:
+            by_type[kind] = {"type": kind, "status": wanted, "lastTransitionTime": stamp}
+        if wanted == "True":
+            by_type[kind].update(reason=reason, message=message)
+    order = list(CONDITION_OF_PHASE.values())
+    return sorted(
+        by_type.values(), key=lambda c: order.index(c["type"]) if c["type"] in order else 99
+    )
+
+
+def transition(
+    current: model.DownloadJobStatus,
+    phase: model.Phase,
+    reason: str,
+    message: str,
+    now: datetime.datetime | None = None,
+) -> dict[str, Any]:
+    """The status fields that record entering ``phase`` (conditions included)."""
+    now = now or model.utcnow()
+    raw = [c.to_wire() for c in current.conditions or []]
+    patch: dict[str, Any] = {
+        "phase": phase.value,
+        "conditions": conditions_for(raw, phase, reason, message, now),
+    }
+    if phase is not model.Phase.QUEUED:
+        patch["queuePosition"] = None
+    return patch
+
+
+def status_patch(
+    job: dict[str, Any], current: model.DownloadJobStatus, now: datetime.datetime | None = None
+) -> dict[str, Any] | None:
     """
     The status patch that brings a DownloadJob in line with its Job, or None.
 
@@ -37,19 +100,21 @@ def status_patch(job: dict[str, Any], current: model.DownloadJobStatus) -> dict[
     """
     if current.phase is not None and current.phase.terminal:
         return None
+    now = now or model.utcnow()
     job_status = job.get("status") or {}
     phase = phase_of_job(job)
     attempts = int(job_status.get("failed") or 0) + int(job_status.get("succeeded") or 0)
     attempts += int(job_status.get("active") or 0)
     patch: dict[str, Any] = {}
     if phase != current.phase:
-        patch["phase"] = phase.value
+        reason, message = _why(job, phase)
+        patch.update(transition(current, phase, reason, message, now))
     if attempts and attempts != current.attempts:
         patch["attempts"] = attempts
     if phase is not model.Phase.QUEUED and current.started_at is None:
-        patch["startedAt"] = job_status.get("startTime") or model.utcnow().isoformat()
+        patch["startedAt"] = job_status.get("startTime") or now.isoformat()
     if phase.terminal:
-        patch["completedAt"] = job_status.get("completionTime") or model.utcnow().isoformat()
+        patch["completedAt"] = job_status.get("completionTime") or now.isoformat()
     if phase is model.Phase.COMPLETED:
         patch["progress"] = 100
     if phase is model.Phase.FAILED and current.error is None:
@@ -59,3 +124,16 @@ def status_patch(job: dict[str, Any], current: model.DownloadJobStatus) -> dict[
             "message": cond.get("message") or "the worker Job failed",
         }
     return patch or None
+
+
+def _why(job: dict[str, Any], phase: model.Phase) -> tuple[str, str]:
+    name = job.get("metadata", {}).get("name", "")
+    job_status = job.get("status") or {}
+    if phase is model.Phase.FAILED:
+        cond = _condition(job_status, "Failed") or _condition(job_status, "FailureTarget") or {}
+        return cond.get("reason") or "JobFailed", cond.get("message") or f"Job {name} failed."
+    if phase is model.Phase.COMPLETED:
+        return "JobComplete", f"Job {name} completed."
+    if phase is model.Phase.PROCESSING:
+        return "JobAdmitted", f"Job {name} is running."
+    return "Waiting", f"Job {name} waits for a free slot."

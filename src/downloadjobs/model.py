@@ -36,6 +36,14 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "downloadjobs"
 LABEL_JOB_NAME = f"{GROUP}/job-name"
 LABEL_OWNER = f"{GROUP}/owner"
+#: Failed for good; ``kubectl get downloadjobs -l downloadjobs.dev/dead-letter=true``.
+LABEL_DEAD_LETTER = f"{GROUP}/dead-letter"
+
+#: Requests to the operator, as annotations (so ``kubectl annotate`` can make them too).
+ANNOTATION_CANCEL = f"{GROUP}/cancel-requested"
+ANNOTATION_RETRY = f"{GROUP}/retry-requested"
+#: When the API accepted the job, to the microsecond: the queue's FIFO order.
+ANNOTATION_SUBMITTED_AT = f"{GROUP}/submitted-at"
 
 
 class Model(BaseModel):
@@ -130,6 +138,7 @@ class DownloadJobStatus(Model):
     bytes_done: int | None = Field(default=None, ge=0)
     bytes_total: int | None = Field(default=None, ge=0)
     attempts: int | None = Field(default=None, ge=0)
+    replays: int | None = Field(default=None, ge=0, description="Times a dead letter was retried.")
     job_name: str | None = None
     queue_position: int | None = Field(default=None, ge=0)
     started_at: datetime.datetime | None = None

@@ -59,25 +59,43 @@ class JobRunner:
     backoff_base: float = 10.0  # the Job controller's 10 s, 20 s, 40 s … (tests shorten it)
     backoff_cap: float = 360.0
     _tasks: dict[tuple[str, str], asyncio.Task[None]] = attrs.field(factory=dict, init=False)
+    _processes: dict[tuple[str, str], asyncio.subprocess.Process] = attrs.field(
+        factory=dict, init=False
+    )
 
     async def run(self) -> None:
-        """Follow Jobs for ever: start new ones, stop deleted ones."""
+        """Follow Jobs and pods for ever: start admitted Jobs, stop deleted Jobs and pods."""
         self.workdir.mkdir(parents=True, exist_ok=True)
+        pods = asyncio.create_task(self._follow_pods())
         try:
             async for _, event in self.server.events(JOBS):
                 job = event["object"]
                 key = (job["metadata"]["namespace"], job["metadata"]["name"])
-                if event["type"] == "ADDED" and key not in self._tasks:
-                    if not (job.get("status") or {}).get("completionTime"):
-                        task = asyncio.create_task(self._execute(job), name=f"job {key}")
-                        self._tasks[key] = task
-                        task.add_done_callback(functools.partial(self._forget, key))
-                elif event["type"] == "DELETED" and key in self._tasks:
-                    self._tasks[key].cancel()
+                if event["type"] == "DELETED":
+                    if key in self._tasks:
+                        self._tasks[key].cancel()
+                    continue
+                startable = not job["spec"].get("suspend") and not (job.get("status") or {}).get(
+                    "startTime"
+                )
+                if key not in self._tasks and startable:
+                    task = asyncio.create_task(self._execute(job), name=f"job {key}")
+                    self._tasks[key] = task
+                    task.add_done_callback(functools.partial(self._forget, key))
         finally:
+            pods.cancel()
             for task in list(self._tasks.values()):
                 task.cancel()
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await asyncio.gather(pods, *self._tasks.values(), return_exceptions=True)
+
+    async def _follow_pods(self) -> None:
+        """A deleted pod's process is killed, as the kubelet would (then the Job retries)."""
+        async for _, event in self.server.events(PODS):
+            if event["type"] == "DELETED":
+                meta = event["object"]["metadata"]
+                process = self._processes.get((meta["namespace"], meta["name"]))
+                if process is not None:
+                    self._kill(process)
 
     def _forget(self, key: tuple[str, str], _: asyncio.Task[None]) -> None:
         self._tasks.pop(key, None)
@@ -235,6 +253,7 @@ class JobRunner:
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
             )
+            self._processes[(namespace, pod_name)] = process
             try:
                 code = await asyncio.wait_for(process.wait(), remaining)
             except TimeoutError:
@@ -244,6 +263,8 @@ class JobRunner:
             except asyncio.CancelledError:
                 self._kill(process)
                 raise
+            finally:
+                self._processes.pop((namespace, pod_name), None)
         self._pod_status(pod, "Succeeded" if code == 0 else "Failed", code)
         log.info("pod %s/%s exited with %s (log: %s)", namespace, pod_name, code, logfile)
         return "exited", code

@@ -1,12 +1,13 @@
 """The Job built for a DownloadJob, and the status mapped back from the Job."""
 
+import datetime
 from typing import Any
 
 from downloadjobs import model
 from downloadjobs.settings import S3Settings
 from downloadjobs_operator import manifests
 from downloadjobs_operator.settings import OperatorSettings
-from downloadjobs_operator.status import phase_of_job, status_patch
+from downloadjobs_operator.status import conditions_for, phase_of_job, status_patch
 
 BODY = {
     "metadata": {"name": "abc", "namespace": "team", "uid": "uid-1"},
@@ -21,6 +22,8 @@ def build(**overrides: Any) -> dict[str, Any]:
 
 def test_job_name_is_deterministic_and_valid() -> None:
     assert manifests.job_name("abc") == "dj-abc"
+    assert manifests.job_name("abc", 2) == "dj-abc-r2"
+    assert len(manifests.job_name("x" * 80, 12)) <= 63
     long = manifests.job_name("x" * 80)
     assert len(long) <= 63 and not long.endswith("-")
     assert build()["metadata"]["name"] == "dj-abc"
@@ -42,6 +45,8 @@ def test_job_limits_and_identity() -> None:
     spec = build(backoff_limit=2, active_deadline_seconds=120)["spec"]
     assert spec["backoffLimit"] == 2
     assert spec["activeDeadlineSeconds"] == 120
+    assert spec["suspend"] is True, "created suspended; admission unsuspends it"
+    assert spec["podReplacementPolicy"] == "Failed"
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == "downloadjobs-worker"
     assert pod["restartPolicy"] == "Never"
@@ -89,21 +94,69 @@ def test_phase_follows_the_job() -> None:
     assert phase_of_job(job(conditions=[cond("FailureTarget")])) is model.Phase.FAILED
 
 
+NOW = datetime.datetime(2026, 1, 1, 0, 2, tzinfo=datetime.UTC)
+
+
+def without_conditions(patch: dict[str, Any] | None) -> dict[str, Any]:
+    assert patch is not None
+    return {k: v for k, v in patch.items() if k != "conditions"}
+
+
 def test_status_patch_on_transitions() -> None:
-    queued = model.DownloadJobStatus(phase=model.Phase.QUEUED)
-    patch = status_patch(job(active=1, startTime="2026-01-01T00:00:00Z"), queued)
-    assert patch == {"phase": "Processing", "attempts": 1, "startedAt": "2026-01-01T00:00:00Z"}
+    queued = model.DownloadJobStatus(phase=model.Phase.QUEUED, queue_position=2)
+    patch = status_patch(job(active=1, startTime="2026-01-01T00:00:00Z"), queued, NOW)
+    assert without_conditions(patch) == {
+        "phase": "Processing",
+        "attempts": 1,
+        "startedAt": "2026-01-01T00:00:00Z",
+        "queuePosition": None,
+    }
+    assert patch is not None
+    assert [(c["type"], c["status"]) for c in patch["conditions"]] == [("Admitted", "True")]
 
     processing = model.DownloadJobStatus(
         phase=model.Phase.PROCESSING, attempts=1, started_at="2026-01-01T00:00:00Z"
     )
-    assert status_patch(job(active=1, startTime="x"), processing) is None
+    assert status_patch(job(active=1, startTime="x"), processing, NOW) is None
 
     done = status_patch(
         job(succeeded=1, completionTime="2026-01-01T00:01:00Z", conditions=[cond("Complete")]),
         processing,
+        NOW,
     )
-    assert done == {"phase": "Completed", "completedAt": "2026-01-01T00:01:00Z", "progress": 100}
+    assert without_conditions(done) == {
+        "phase": "Completed",
+        "completedAt": "2026-01-01T00:01:00Z",
+        "progress": 100,
+        "queuePosition": None,
+    }
+
+
+def test_a_suspended_job_is_still_queued() -> None:
+    suspended = {"metadata": {"name": "dj-abc"}, "spec": {"suspend": True}, "status": {}}
+    assert phase_of_job(suspended) is model.Phase.QUEUED
+
+
+def test_conditions_follow_the_phase() -> None:
+    earlier = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    queued = conditions_for(None, model.Phase.QUEUED, "Submitted", "waiting", earlier)
+    assert queued == [
+        {
+            "type": "Queued",
+            "status": "True",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+            "reason": "Submitted",
+            "message": "waiting",
+        },
+    ]
+    running = conditions_for(queued, model.Phase.PROCESSING, "JobAdmitted", "running", NOW)
+    assert [(c["type"], c["status"], c["lastTransitionTime"]) for c in running] == [
+        ("Queued", "False", "2026-01-01T00:02:00Z"),
+        ("Admitted", "True", "2026-01-01T00:02:00Z"),
+    ]
+    again = conditions_for(running, model.Phase.PROCESSING, "JobAdmitted", "still", NOW)
+    assert again[1]["lastTransitionTime"] == "2026-01-01T00:02:00Z"
+    assert again[1]["message"] == "still"
 
 
 def test_failure_keeps_the_workers_reason_or_takes_the_jobs() -> None:

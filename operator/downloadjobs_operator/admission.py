@@ -1,0 +1,80 @@
+"""
+Admission: which queued jobs may start now, as a pure function of the cluster state.
+
+Every Job is created suspended (``spec.suspend: true``); admitting a job means
+unsuspending its Job. Jobs are admitted first-in first-out, up to a cap of
+running Jobs per namespace and, optionally, per owner. A cluster that runs
+Kueue can take this over instead: its admission works on the same field.
+"""
+
+import collections
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from downloadjobs import model
+
+#: Set by the API at submission, to the microsecond: a stricter FIFO key than
+#: ``creationTimestamp``, which has only seconds.
+SUBMITTED_AT = model.ANNOTATION_SUBMITTED_AT
+
+
+@dataclasses.dataclass(frozen=True)
+class Waiting:
+    """A queued DownloadJob whose Job exists and is still suspended."""
+
+    name: str
+    owner: str
+    order: tuple[str, str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    admit: list[str]
+    positions: dict[str, int]
+
+
+def order_key(body: dict[str, Any]) -> tuple[str, str, str]:
+    meta = body.get("metadata", {})
+    submitted = (meta.get("annotations") or {}).get(SUBMITTED_AT, "")
+    return (meta.get("creationTimestamp", ""), submitted, meta.get("name", ""))
+
+
+def job_finished(job: dict[str, Any]) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions
+    )
+
+
+def job_running(job: dict[str, Any]) -> bool:
+    """Admitted and not finished: it holds a slot."""
+    return not job.get("spec", {}).get("suspend") and not job_finished(job)
+
+
+def plan(
+    waiting: Iterable[Waiting],
+    running_owners: Iterable[str],
+    max_running: int,
+    max_running_per_owner: int = 0,
+) -> Plan:
+    """
+    Admit the oldest waiting jobs into the free slots; number the rest 1, 2, 3 ….
+
+    ``running_owners`` has one entry per running Job (its owner). A job whose
+    owner is at the per-owner cap is skipped, not blocking the ones behind it.
+    """
+    queue = sorted(waiting, key=lambda w: w.order)
+    per_owner = collections.Counter(running_owners)
+    free = max_running - sum(per_owner.values())
+    admit: list[str] = []
+    positions: dict[str, int] = {}
+    for item in queue:
+        owner_full = max_running_per_owner and per_owner[item.owner] >= max_running_per_owner
+        if free > 0 and not owner_full:
+            admit.append(item.name)
+            per_owner[item.owner] += 1
+            free -= 1
+        else:
+            positions[item.name] = len(positions) + 1
+    return Plan(admit=admit, positions=positions)

@@ -1,0 +1,25 @@
+"""The operator's S3 housekeeping: aborting partial uploads, removing bundles."""
+
+import logging
+from typing import Any
+
+from downloadjobs.settings import S3Settings
+
+log = logging.getLogger(__name__)
+
+
+def abort_uploads(client: Any, settings: S3Settings, key: str) -> int:
+    """Abort every unfinished multipart upload of ``key``; how many there were."""
+    answer = client.list_multipart_uploads(Bucket=settings.bundle_bucket, Prefix=key)
+    aborted = 0
+    for upload in answer.get("Uploads", []):
+        if upload["Key"] == key:
+            client.abort_multipart_upload(
+                Bucket=settings.bundle_bucket, Key=key, UploadId=upload["UploadId"]
+            )
+            aborted += 1
+    return aborted
+
+
+def remove_bundle(client: Any, settings: S3Settings, key: str) -> None:
+    client.delete_object(Bucket=settings.bundle_bucket, Key=key)

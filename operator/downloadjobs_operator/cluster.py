@@ -1,0 +1,119 @@
+"""
+The operator's reads and writes on the Kubernetes API, as plain dicts.
+
+A thin facade over the ``kubernetes`` client so the rest of the operator deals
+in the same JSON shapes that the pure functions and the tests use.
+"""
+
+import json
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from downloadjobs import model
+
+MANAGED = f"{model.LABEL_MANAGED_BY}={model.MANAGED_BY}"
+
+
+def _dicts(response: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads(response.data)["items"]
+    return items
+
+
+class Cluster:
+    def __init__(self) -> None:
+        self.custom = kubernetes.client.CustomObjectsApi()
+        self.batch = kubernetes.client.BatchV1Api()
+        self.core = kubernetes.client.CoreV1Api()
+
+    # DownloadJobs
+    def downloadjobs(self, namespace: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.custom.list_namespaced_custom_object(
+            model.GROUP, model.VERSION, namespace, model.PLURAL
+        )["items"]
+        return items
+
+    def downloadjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            body: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                model.GROUP, model.VERSION, namespace, model.PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return body
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            model.GROUP, model.VERSION, namespace, model.PLURAL, name, {"status": status}
+        )
+
+    def patch_metadata(self, namespace: str, name: str, metadata: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            model.GROUP, model.VERSION, namespace, model.PLURAL, name, {"metadata": metadata}
+        )
+
+    def delete_downloadjob(self, namespace: str, name: str) -> None:
+        try:
+            self.custom.delete_namespaced_custom_object(
+                model.GROUP, model.VERSION, namespace, model.PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    # Jobs and pods
+    def jobs(self, namespace: str) -> list[dict[str, Any]]:
+        response = self.batch.list_namespaced_job(
+            namespace, label_selector=MANAGED, _preload_content=False
+        )
+        return _dicts(response)
+
+    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            response = self.batch.read_namespaced_job(name, namespace, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        body: dict[str, Any] = json.loads(response.data)
+        return body
+
+    def create_job(self, namespace: str, manifest: dict[str, Any]) -> bool:
+        """Create a Job; False when it exists already (creation is idempotent)."""
+        try:
+            self.batch.create_namespaced_job(namespace, manifest)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def unsuspend_job(self, namespace: str, name: str) -> None:
+        self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": False}})
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and, in the background, its pods."""
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def delete_pods_of(self, namespace: str, job: str) -> list[str]:
+        response = self.core.list_namespaced_pod(
+            namespace, label_selector=f"job-name={job}", _preload_content=False
+        )
+        names = []
+        for pod in _dicts(response):
+            if (pod.get("status") or {}).get("phase") in ("Pending", "Running", None):
+                name = pod["metadata"]["name"]
+                try:
+                    self.core.delete_namespaced_pod(name, namespace)
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+                names.append(name)
+        return names

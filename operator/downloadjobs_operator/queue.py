@@ -1,0 +1,100 @@
+"""
+The admission pass: list the namespace, plan (see :mod:`admission`), apply.
+
+Passes of one namespace never overlap (a lock), and a request that arrives
+during a pass makes it run once more, so no wake-up is lost. Each pass reads
+the API server afresh, so one operator never admits past the cap; kopf's
+peering keeps a second replica paused.
+"""
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import time
+from typing import Any
+
+from downloadjobs import model
+from downloadjobs_operator import admission, metrics
+from downloadjobs_operator.cluster import Cluster
+from downloadjobs_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class _NamespaceState:
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    dirty: bool = False
+    last: float = 0.0
+
+
+class AdmissionQueue:
+    def __init__(self, cluster: Cluster, settings: OperatorSettings) -> None:
+        self._cluster = cluster
+        self._settings = settings
+        self._states: dict[str, _NamespaceState] = collections.defaultdict(_NamespaceState)
+
+    async def poke(self, namespace: str, *, unless_fresher_than: float = 0.0) -> None:
+        """Run an admission pass for ``namespace`` (or make the running one repeat)."""
+        state = self._states[namespace]
+        if unless_fresher_than and time.monotonic() - state.last < unless_fresher_than:
+            return
+        state.dirty = True
+        if state.lock.locked():
+            return
+        async with state.lock:
+            while state.dirty:
+                state.dirty = False
+                await asyncio.to_thread(self._pass, namespace)
+                state.last = time.monotonic()
+
+    def _pass(self, namespace: str) -> None:
+        bodies = self._cluster.downloadjobs(namespace)
+        jobs = self._cluster.jobs(namespace)
+        metrics.observe_namespace(namespace, bodies, model.utcnow())
+        by_name = {b["metadata"]["name"]: b for b in bodies}
+        owner_of = {name: (b.get("spec") or {}).get("owner", "") for name, b in by_name.items()}
+        waiting: list[admission.Waiting] = []
+        running_owners: list[str] = []
+        job_of: dict[str, dict[str, Any]] = {}
+        for job in jobs:
+            name = (job["metadata"].get("labels") or {}).get(model.LABEL_JOB_NAME)
+            body = by_name.get(name or "")
+            if body is None:
+                continue
+            expected = (body.get("status") or {}).get("jobName")
+            if expected and expected != job["metadata"]["name"]:
+                continue  # a Job of an earlier replay, on its way out
+            if admission.job_running(job):
+                running_owners.append(owner_of[body["metadata"]["name"]])
+            elif job.get("spec", {}).get("suspend") and not _blocked(body):
+                waiting.append(
+                    admission.Waiting(
+                        body["metadata"]["name"],
+                        owner_of[body["metadata"]["name"]],
+                        admission.order_key(body),
+                    )
+                )
+                job_of[body["metadata"]["name"]] = job
+        plan = admission.plan(
+            waiting,
+            running_owners,
+            self._settings.max_running,
+            self._settings.max_running_per_owner,
+        )
+        for name in plan.admit:
+            self._cluster.unsuspend_job(namespace, job_of[name]["metadata"]["name"])
+            log.info("admitted %s/%s", namespace, name)
+        for name, position in plan.positions.items():
+            if (by_name[name].get("status") or {}).get("queuePosition") != position:
+                self._cluster.patch_status(namespace, name, {"queuePosition": position})
+
+
+def _blocked(body: dict[str, Any]) -> bool:
+    """Not to be admitted: finished, or a cancellation is on its way."""
+    phase = (body.get("status") or {}).get("phase")
+    annotations = body["metadata"].get("annotations") or {}
+    return bool(
+        phase in ("Completed", "Failed", "Cancelled") or model.ANNOTATION_CANCEL in annotations
+    )
