@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The chart scanners live in their own venv: checkov's pins must not move the project's.
+TOOLS  := .venv-tools
 
-.PHONY: dev demo test lint unit e2e crd clean
+.PHONY: dev demo test lint unit e2e chart crd clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +17,19 @@ $(STAMP): pyproject.toml
 $(BIN)/kubectl $(BIN)/helm: tools/install_kube_tools.py | $(STAMP)
 	$(BIN)/python tools/install_kube_tools.py $(BIN)
 
+$(TOOLS)/.installed: tests/chart/tools-requirements.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet -r tests/chart/tools-requirements.txt
+	touch $@
+
 dev: $(STAMP) ## run API, operator, embedded cluster and S3 on localhost
 	$(BIN)/downloadjobs dev
 
 demo: $(STAMP) ## one download end to end, verified
 	$(BIN)/downloadjobs demo
 
-test: lint unit e2e ## everything CI runs
+test: lint unit chart e2e ## everything CI runs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,11 +40,14 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
+chart: $(STAMP) $(BIN)/helm $(TOOLS)/.installed ## helm lint, kubernetes-validate, checkov, hadolint
+	PATH="$(CURDIR)/$(BIN):$(CURDIR)/$(TOOLS)/bin:$$PATH" $(BIN)/pytest tests/chart -q
+
 e2e: $(STAMP) $(BIN)/kubectl
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest tests/e2e -q
 
 crd: $(STAMP) ## regenerate crds/ from the model
-	$(BIN)/downloadjobs crd --write crds/downloadjob.yaml
+	$(BIN)/downloadjobs crd --write crds/downloadjob.yaml charts/downloadjobs/crds/downloadjob.yaml
 
 clean:
-	rm -rf $(VENV) .dev .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .dev .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,7 @@ object only appears when its multipart upload completes.
 """
 
 import logging
+import signal
 import sys
 import zipfile
 
@@ -127,8 +128,14 @@ def build(
     return result
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_TRANSIENT)
+
+
 def run() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Kubernetes stops a pod with SIGTERM first: unwind, so the upload is aborted.
+    signal.signal(signal.SIGTERM, _terminated)
     settings = WorkerSettings()
     s3_settings = S3Settings()
     kube.load_config()

@@ -161,6 +161,12 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
     status = model.parse_status(body)
     now = model.utcnow()
     annotations = body["metadata"].get("annotations") or {}
+    if status.phase is model.Phase.CANCELLED:
+        # A worker that was still shutting down may have opened an upload after
+        # the cancel handler looked: keep sweeping until the resource expires.
+        key = bundle_key(ctx, body)
+        if bundles.abort_uploads(ctx.s3, ctx.s3_settings, key):
+            bundles.remove_bundle(ctx.s3, ctx.s3_settings, key)
     if status.phase is not None and status.phase.terminal:
         ttl = (
             ctx.settings.ttl_completed_seconds

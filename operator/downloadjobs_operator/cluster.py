@@ -91,8 +91,15 @@ class Cluster:
             raise
         return True
 
-    def unsuspend_job(self, namespace: str, name: str) -> None:
-        self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": False}})
+    def unsuspend_job(self, namespace: str, name: str) -> bool:
+        """Admit a Job; False when it is gone (cancelled meanwhile)."""
+        try:
+            self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": False}})
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and, in the background, its pods."""

@@ -33,7 +33,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=prefix)
     settings.persistence.finalizer = f"{prefix}/finalizer"
-    settings.posting.level = logging.INFO
+    settings.posting.level = logging.WARNING  # kopf's per-handler chatter is no event
     settings.watching.server_timeout = 300
     s3_settings = S3Settings()
     cluster = Cluster()
@@ -41,6 +41,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.queue = AdmissionQueue(cluster, SETTINGS)
     if SETTINGS.metrics_port:
         prometheus_client.start_http_server(SETTINGS.metrics_port)
+
+
+def normal(body: kopf.Body, reason: str, message: str) -> None:
+    """A Normal event on the DownloadJob (kopf.info would drop it below the posting level)."""
+    kopf.event(body, type="Normal", reason=reason, message=message)
 
 
 def _run(fn: Any, *args: Any) -> Any:
@@ -52,7 +57,7 @@ async def create_job(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **
     """Queue a new DownloadJob: its one Job, created suspended, waits for admission."""
     created = await _run(actions.enqueue, memo.ctx, dict(body))
     if created:
-        kopf.info(body, reason="JobCreated", message="Created its Job, suspended until admitted.")
+        normal(body, "JobCreated", "Created its Job, suspended until admitted.")
     await memo.queue.poke(str(namespace))
 
 
@@ -70,8 +75,8 @@ async def follow_job(
                 phase = patch["phase"]
                 (cond,) = [c for c in patch["conditions"] if c["status"] == "True"]
                 logger.info("DownloadJob %s: %s", owner["metadata"]["name"], cond["message"])
-                emit = kopf.warn if phase == model.Phase.FAILED.value else kopf.info
-                emit(kopf.Body(owner), reason=phase, message=cond["message"])
+                kind = "Warning" if phase == model.Phase.FAILED.value else "Normal"
+                kopf.event(kopf.Body(owner), type=kind, reason=phase, message=cond["message"])
     if namespace:
         await memo.queue.poke(namespace)
 
@@ -82,9 +87,9 @@ async def cancel(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: A
     """``DELETE /v1/download/jobs/{id}`` or ``kubectl annotate … cancel-requested=…``."""
     outcome = await _run(actions.cancel, memo.ctx, dict(body))
     if outcome == "cancelled":
-        kopf.info(body, reason="Cancelled", message="Cancelled on request; its Job was deleted.")
+        normal(body, "Cancelled", "Cancelled on request; its Job was deleted.")
     else:
-        kopf.info(body, reason="CancelIgnored", message="The job had finished already.")
+        normal(body, "CancelIgnored", "The job had finished already.")
     await memo.queue.poke(str(namespace))
 
 
@@ -94,7 +99,7 @@ async def replay(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: A
     """``POST /v1/download/jobs/{id}/retry`` or ``kubectl annotate … retry-requested=…``."""
     outcome = await _run(actions.replay, memo.ctx, dict(body))
     if outcome == "replayed":
-        kopf.info(body, reason="Replayed", message="Back in the queue with a new Job.")
+        normal(body, "Replayed", "Back in the queue with a new Job.")
     await memo.queue.poke(str(namespace))
 
 
@@ -109,7 +114,12 @@ async def reconcile(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_
     """Expire finished jobs; repair drift and stalls of the others; admit if slots are free."""
     for note in await _run(actions.reconcile, memo.ctx, dict(body)):
         if note == "Stalled":
-            kopf.warn(body, reason="Stalled", message="No heartbeat; its pod was deleted to retry.")
+            kopf.event(
+                body,
+                type="Warning",
+                reason="Stalled",
+                message="No heartbeat; its pod was deleted to retry.",
+            )
         elif note != "Expired":
-            kopf.info(body, reason=note, message=f"Periodic reconcile: {note}.")
+            normal(body, note, f"Periodic reconcile: {note}.")
     await memo.queue.poke(str(namespace), unless_fresher_than=2.0)

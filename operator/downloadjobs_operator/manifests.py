@@ -9,22 +9,16 @@ from typing import Any
 
 from downloadjobs import model
 from downloadjobs.settings import S3Settings
-from downloadjobs_operator.settings import OperatorSettings
+from downloadjobs_operator.settings import (
+    DEFAULT_CONTAINER_SECURITY_CONTEXT,
+    DEFAULT_POD_SECURITY_CONTEXT,
+    OperatorSettings,
+)
 
-#: The securityContext every worker pod gets: the `restricted` Pod Security Standard.
-POD_SECURITY_CONTEXT: dict[str, Any] = {
-    "runAsNonRoot": True,
-    "runAsUser": 10001,
-    "runAsGroup": 10001,
-    "fsGroup": 10001,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-}
+#: The securityContexts of worker pods unless the chart passes its own: the
+#: ``restricted`` Pod Security Standard (see settings.py).
+POD_SECURITY_CONTEXT = DEFAULT_POD_SECURITY_CONTEXT
+CONTAINER_SECURITY_CONTEXT = DEFAULT_CONTAINER_SECURITY_CONTEXT
 
 
 def job_name(downloadjob_name: str, replay: int = 0) -> str:
@@ -66,10 +60,10 @@ def build_job(body: dict[str, Any], s3: S3Settings, settings: OperatorSettings) 
     container: dict[str, Any] = {
         "name": "worker",
         "image": settings.worker_image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": settings.worker_image_pull_policy,
         "command": list(settings.worker_command),
         "env": worker_env(body, s3, settings),
-        "securityContext": CONTAINER_SECURITY_CONTEXT,
+        "securityContext": settings.container_security_context,
         "resources": {
             "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
             "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit},
@@ -78,6 +72,9 @@ def build_job(body: dict[str, Any], s3: S3Settings, settings: OperatorSettings) 
     }
     if settings.s3_secret_name:
         container["envFrom"] = [{"secretRef": {"name": settings.s3_secret_name}}]
+    pod_extras: dict[str, Any] = {}
+    if settings.image_pull_secrets:
+        pod_extras["imagePullSecrets"] = settings.image_pull_secrets
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -130,9 +127,10 @@ def build_job(body: dict[str, Any], s3: S3Settings, settings: OperatorSettings) 
                     "restartPolicy": "Never",
                     "serviceAccountName": settings.worker_service_account,
                     "automountServiceAccountToken": True,
-                    "securityContext": POD_SECURITY_CONTEXT,
+                    "securityContext": settings.pod_security_context,
                     "containers": [container],
                     "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                    **pod_extras,
                 },
             },
         },

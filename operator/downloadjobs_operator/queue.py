@@ -58,6 +58,7 @@ class AdmissionQueue:
         waiting: list[admission.Waiting] = []
         running_owners: list[str] = []
         job_of: dict[str, dict[str, Any]] = {}
+        with_job: set[str] = set()
         for job in jobs:
             name = (job["metadata"].get("labels") or {}).get(model.LABEL_JOB_NAME)
             body = by_name.get(name or "")
@@ -66,17 +67,15 @@ class AdmissionQueue:
             expected = (body.get("status") or {}).get("jobName")
             if expected and expected != job["metadata"]["name"]:
                 continue  # a Job of an earlier replay, on its way out
+            with_job.add(body["metadata"]["name"])
             if admission.job_running(job):
                 running_owners.append(owner_of[body["metadata"]["name"]])
             elif job.get("spec", {}).get("suspend") and not _blocked(body):
-                waiting.append(
-                    admission.Waiting(
-                        body["metadata"]["name"],
-                        owner_of[body["metadata"]["name"]],
-                        admission.order_key(body),
-                    )
-                )
+                waiting.append(_waiting(body, owner_of))
                 job_of[body["metadata"]["name"]] = job
+        for name, body in by_name.items():
+            if name not in with_job and not _blocked(body):
+                waiting.append(_waiting(body, owner_of, ready=False))  # its Job is on its way
         plan = admission.plan(
             waiting,
             running_owners,
@@ -84,11 +83,19 @@ class AdmissionQueue:
             self._settings.max_running_per_owner,
         )
         for name in plan.admit:
-            self._cluster.unsuspend_job(namespace, job_of[name]["metadata"]["name"])
-            log.info("admitted %s/%s", namespace, name)
+            if self._cluster.unsuspend_job(namespace, job_of[name]["metadata"]["name"]):
+                self._cluster.patch_status(namespace, name, {"queuePosition": None})
+                log.info("admitted %s/%s", namespace, name)
         for name, position in plan.positions.items():
             if (by_name[name].get("status") or {}).get("queuePosition") != position:
                 self._cluster.patch_status(namespace, name, {"queuePosition": position})
+
+
+def _waiting(
+    body: dict[str, Any], owner_of: dict[str, str], ready: bool = True
+) -> admission.Waiting:
+    name = body["metadata"]["name"]
+    return admission.Waiting(name, owner_of[name], admission.order_key(body), ready)
 
 
 def _blocked(body: dict[str, Any]) -> bool:

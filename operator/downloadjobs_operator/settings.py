@@ -1,7 +1,24 @@
 """Settings of the operator (``DOWNLOADJOBS_OPERATOR_*``): what every Job it creates looks like."""
 
+from typing import Any
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The ``restricted`` Pod Security Standard, for worker pods (the chart passes the same).
+DEFAULT_POD_SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "fsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+DEFAULT_CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 
 class OperatorSettings(BaseSettings):
@@ -9,6 +26,16 @@ class OperatorSettings(BaseSettings):
 
     worker_image: str = Field(
         default="ghcr.io/downloadjobs/downloadjobs:0.1.0", description="Image of the Job pods."
+    )
+    worker_image_pull_policy: str = "IfNotPresent"
+    image_pull_secrets: list[dict[str, str]] = Field(
+        default_factory=list, description="imagePullSecrets of the worker pods."
+    )
+    pod_security_context: dict[str, Any] = Field(
+        default_factory=lambda: dict(DEFAULT_POD_SECURITY_CONTEXT)
+    )
+    container_security_context: dict[str, Any] = Field(
+        default_factory=lambda: dict(DEFAULT_CONTAINER_SECURITY_CONTEXT)
     )
     worker_command: list[str] = Field(default_factory=lambda: ["downloadjobs", "worker"])
     worker_service_account: str = Field(

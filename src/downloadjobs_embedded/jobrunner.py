@@ -58,10 +58,12 @@ class JobRunner:
     node_env: dict[str, str] = attrs.field(factory=dict)
     backoff_base: float = 10.0  # the Job controller's 10 s, 20 s, 40 s … (tests shorten it)
     backoff_cap: float = 360.0
+    grace_period: float = 5.0  # terminationGracePeriodSeconds, shortened
     _tasks: dict[tuple[str, str], asyncio.Task[None]] = attrs.field(factory=dict, init=False)
     _processes: dict[tuple[str, str], asyncio.subprocess.Process] = attrs.field(
         factory=dict, init=False
     )
+    _reapers: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
 
     async def run(self) -> None:
         """Follow Jobs and pods for ever: start admitted Jobs, stop deleted Jobs and pods."""
@@ -264,15 +266,40 @@ class JobRunner:
                 self._kill(process)
                 raise
             finally:
-                self._processes.pop((namespace, pod_name), None)
+                self._forget_when_gone((namespace, pod_name), process)
         self._pod_status(pod, "Succeeded" if code == 0 else "Failed", code)
         log.info("pod %s/%s exited with %s (log: %s)", namespace, pod_name, code, logfile)
         return "exited", code
 
-    @staticmethod
-    def _kill(process: asyncio.subprocess.Process) -> None:
+    def _forget_when_gone(self, key: tuple[str, str], process: asyncio.subprocess.Process) -> None:
+        """Keep a process listed until it has really exited (a SIGTERM is not an exit)."""
+        if process.returncode is not None:
+            self._processes.pop(key, None)
+            return
+
+        async def reap() -> None:
+            await process.wait()
+            self._processes.pop(key, None)
+
+        self._reapers.add(task := asyncio.get_running_loop().create_task(reap()))
+        task.add_done_callback(self._reapers.discard)
+
+    @property
+    def processes(self) -> list[tuple[str, str]]:
+        """(namespace, pod) of every pod process still alive."""
+        return list(self._processes)
+
+    def _kill(self, process: asyncio.subprocess.Process) -> None:
+        """Stop a pod like the kubelet: SIGTERM, then SIGKILL after the grace period."""
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGTERM)
+        asyncio.get_running_loop().call_later(self.grace_period, self._force, process)
+
+    @staticmethod
+    def _force(process: asyncio.subprocess.Process) -> None:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
     def _pod_status(self, pod: dict[str, Any], phase: str, code: int | None) -> None:
         state: dict[str, Any] = {"running": {"startedAt": now_rfc3339()}}

@@ -282,6 +282,7 @@ class Stack:
 
     def _operator_env(self) -> dict[str, str]:
         env = self._base_env()
+        env.update(s3server.CREDENTIALS)  # it aborts uploads and removes bundles
         env["DOWNLOADJOBS_OPERATOR_S3_SECRET_NAME"] = S3_SECRET
         env["DOWNLOADJOBS_OPERATOR_WORKER_ENV"] = json.dumps(
             {

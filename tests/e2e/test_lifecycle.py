@@ -1,0 +1,220 @@
+"""
+The job lifecycle on the embedded cluster: admission under a cap, cancellation
+in every state, kubectl-style deletion, dead letters and their replay.
+"""
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kmock
+import pytest
+
+from downloadjobs import model, s3
+from downloadjobs_embedded import s3server
+from downloadjobs_embedded.stack import Stack
+from tests.e2e.client import TIMEOUT, initiate, poll
+
+CAP = 5
+DJ = kmock.resource(model.GROUP, model.VERSION, model.PLURAL)
+PODS = kmock.resource("", "v1", "pods")
+
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    operator = {
+        "DOWNLOADJOBS_OPERATOR_MAX_RUNNING": str(CAP),
+        "DOWNLOADJOBS_OPERATOR_RECONCILE_INTERVAL": "5",
+        "DOWNLOADJOBS_OPERATOR_BACKOFF_LIMIT": "1",
+    }
+    state = Path(tmp_path_factory.mktemp("capped"))
+    with Stack(state, worker_delay_ms=(300, 600), backoff_base=0.5, extra_env=operator) as stack:
+        yield stack
+
+
+def running(jobs: list[dict[str, Any]]) -> list[str]:
+    finished = {"Complete", "Failed"}
+    return [
+        j["metadata"]["name"]
+        for j in jobs
+        if not j["spec"].get("suspend")
+        and not {c["type"] for c in (j.get("status") or {}).get("conditions", [])} & finished
+    ]
+
+
+def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def nothing_left(stack: Stack, job_id: str) -> bool:
+    found = leftovers(stack, job_id)
+    nothing_left.last = found  # type: ignore[attr-defined]
+    return not any(found.values())
+
+
+def status(stack: Stack, job_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{stack.api_url}/v1/download/status/{job_id}", timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def leftovers(stack: Stack, job_id: str) -> dict[str, Any]:
+    """Whatever a finished-off job might leave behind."""
+    client = s3.client(stack.s3_settings, credentials=s3server.BOTO_CREDENTIALS)
+    key = stack.s3_settings.bundle_key(stack.namespace, job_id)
+    uploads = client.list_multipart_uploads(Bucket=stack.s3_settings.bundle_bucket, Prefix=key)
+    objects = client.list_objects_v2(Bucket=stack.s3_settings.bundle_bucket, Prefix=key)
+    assert stack.runner is not None
+    return {
+        "jobs": [j["metadata"]["name"] for j in stack.jobs() if job_id in j["metadata"]["name"]],
+        "processes": [p for (_, p) in stack.call(lambda: stack.runner.processes) if job_id in p],
+        "uploads": uploads.get("Uploads", []),
+        "objects": objects.get("Contents", []),
+    }
+
+
+def test_admission_is_capped_fifo_with_falling_positions(capped: Stack) -> None:
+    count = 30
+    samples: list[list[str]] = []
+    positions: dict[str, list[int]] = {}
+    admitted_at: dict[str, int] = {}  # Job name -> index of the sample that first saw it run
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            jobs = capped.jobs()
+            active = running(jobs)
+            samples.append(active)
+            for name in active:
+                admitted_at.setdefault(name, len(samples))
+            for body in capped.downloadjobs():
+                pos = (body.get("status") or {}).get("queuePosition")
+                seen = positions.setdefault(body["metadata"]["name"], [])
+                if pos is not None and (not seen or seen[-1] != pos):
+                    seen.append(pos)
+            time.sleep(0.25)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        job_ids = [initiate(capped.api_url, [70000 + i]) for i in range(count)]
+        finals = [poll(capped.api_url, j, timeout=300, interval=1.0)[0] for j in job_ids]
+    finally:
+        stop.set()
+        sampler.join()
+
+    assert [f["status"] for f in finals] == ["completed"] * count
+    assert max(len(s) for s in samples) <= CAP, "never more than the cap running"
+    assert max(len(s) for s in samples) == CAP, "the cap is used"
+    order = [admitted_at.get(f"dj-{j}", 10**9) for j in job_ids]
+    assert order == sorted(order), "first in, first out (no job starts before an older one)"
+    waited = [p for p in positions.values() if p]
+    assert len(waited) >= count - CAP - 2
+    for seen in waited:
+        assert seen == sorted(seen, reverse=True) and len(set(seen)) == len(seen), seen
+
+
+def test_cancel_while_processing_and_while_queued(capped: Stack) -> None:
+    many = list(range(70000, 70040))  # 40 files, about 20 s of work each
+    busy = [initiate(capped.api_url, many) for _ in range(CAP + 1)]
+    processing, queued = busy[0], busy[-1]
+    wait_for(lambda: status(capped, processing)["status"] == "processing", what="processing")
+    wait_for(lambda: status(capped, processing)["progress"] > 0, what="progress")
+    assert status(capped, queued)["status"] == "queued"
+    wait_for(lambda: status(capped, queued)["queuePosition"] == 1, what="queue position 1")
+
+    for job_id in (processing, queued):
+        response = httpx.delete(f"{capped.api_url}/v1/download/jobs/{job_id}", timeout=TIMEOUT)
+        assert response.status_code == 202, response.text
+    for job_id in (processing, queued):
+        wait_for(lambda j=job_id: status(capped, j)["status"] == "cancelled", what="cancelled")
+        try:
+            wait_for(lambda j=job_id: nothing_left(capped, j), what=f"nothing left of {job_id}")
+        except AssertionError:
+            raise AssertionError(nothing_left.last) from None  # type: ignore[attr-defined]
+    assert status(capped, queued)["startedAt"] is None, "a cancelled queued job never ran"
+    for job_id in busy[1:-1]:
+        httpx.delete(f"{capped.api_url}/v1/download/jobs/{job_id}", timeout=TIMEOUT)
+
+
+def test_cancel_after_completion_is_409(capped: Stack) -> None:
+    job_id = initiate(capped.api_url, [70001])
+    assert poll(capped.api_url, job_id)[0]["status"] == "completed"
+    response = httpx.delete(f"{capped.api_url}/v1/download/jobs/{job_id}", timeout=TIMEOUT)
+    assert response.status_code == 409
+    assert response.json()["error"] == "CONFLICT"
+    assert "completed already" in response.json()["message"]
+    assert status(capped, job_id)["status"] == "completed"
+    assert httpx.delete(f"{capped.api_url}/v1/download/jobs/nope").status_code == 404
+
+
+def test_kubectl_style_delete_stops_everything(capped: Stack) -> None:
+    job_id = initiate(capped.api_url, list(range(70000, 70040)))
+    wait_for(lambda: status(capped, job_id)["progress"] > 0, what="progress")
+    url = (
+        f"{capped.kube_url}/apis/{model.GROUP}/{model.VERSION}/namespaces/"
+        f"{capped.namespace}/{model.PLURAL}/{job_id}"
+    )
+    assert httpx.delete(url).status_code == 200
+    wait_for(
+        lambda: job_id not in [d["metadata"]["name"] for d in capped.downloadjobs()],
+        what="the resource to go (its finalizer released)",
+    )
+    wait_for(
+        lambda: (
+            leftovers(capped, job_id) == {"jobs": [], "processes": [], "uploads": [], "objects": []}
+        ),
+        what="nothing left",
+    )
+    assert httpx.get(f"{capped.api_url}/v1/download/status/{job_id}").status_code == 404
+
+
+def test_dead_letter_is_labelled_and_replayed(capped: Stack) -> None:
+    missing = 99_000_001
+    job_id = initiate(capped.api_url, [missing])
+    final = poll(capped.api_url, job_id)[0]
+    assert final["status"] == "failed" and final["error"]["reason"] == "AllFilesMissing"
+    url = (
+        f"{capped.kube_url}/apis/{model.GROUP}/{model.VERSION}/namespaces/"
+        f"{capped.namespace}/{model.PLURAL}"
+    )
+    dead = httpx.get(url, params={"labelSelector": f"{model.LABEL_DEAD_LETTER}=true"}).json()
+    assert job_id in [d["metadata"]["name"] for d in dead["items"]]
+
+    early = httpx.post(
+        f"{capped.api_url}/v1/download/jobs/{initiate(capped.api_url, [70002])}/retry"
+    )
+    assert early.status_code in (409, 202)  # queued or processing: 409; tolerate a race
+    # The file turns up; the replay now succeeds with a new Job.
+    client = s3.client(capped.s3_settings, credentials=s3server.BOTO_CREDENTIALS)
+    client.put_object(
+        Bucket=capped.s3_settings.source_bucket,
+        Key=capped.s3_settings.source_key(missing),
+        Body=b"late",
+    )
+    response = httpx.post(f"{capped.api_url}/v1/download/jobs/{job_id}/retry", timeout=TIMEOUT)
+    assert response.status_code == 202, response.text
+    final = wait_for(
+        lambda: (s := status(capped, job_id))["status"] == "completed" and s,
+        timeout=90,
+        what="the replay to complete",
+    )
+    assert final["error"] is None and final["result"]["missingFileIds"] == []
+    (body,) = [d for d in capped.downloadjobs() if d["metadata"]["name"] == job_id]
+    assert body["status"]["replays"] == 1
+    assert body["status"]["jobName"] == f"dj-{job_id}-r1"
+    assert model.LABEL_DEAD_LETTER not in (body["metadata"].get("labels") or {})
+    assert model.ANNOTATION_RETRY not in (body["metadata"].get("annotations") or {})
+    events = capped.call(lambda: capped.server.objects(kmock.resource("", "v1", "events")))
+    reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == job_id]
+    assert {"Failed", "Replayed", "Completed"} <= set(reasons), reasons
