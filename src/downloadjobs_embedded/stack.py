@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp.web
 import attrs
 import kmock
 import yaml
@@ -34,6 +35,7 @@ from downloadjobs import crd, model
 from downloadjobs.settings import S3Settings
 from downloadjobs_embedded import s3server
 from downloadjobs_embedded.apiserver import EmbeddedApiServer
+from downloadjobs_embedded.faults import FaultyProxy
 from downloadjobs_embedded.jobrunner import JobRunner
 
 T = TypeVar("T")
@@ -75,6 +77,10 @@ class Stack:
     worker_delay_ms: tuple[int, int] = (0, 0)
     backoff_base: float = 10.0
     extra_env: dict[str, str] = attrs.field(factory=dict)
+    #: Share of the pods' S3 requests answered 503/500 by a proxy (fault tests).
+    s3_fault_rate: float = 0.0
+    fault_port: int = attrs.field(factory=free_port)
+    faults: FaultyProxy | None = attrs.field(default=None, init=False)
 
     server: EmbeddedApiServer = attrs.field(factory=EmbeddedApiServer, init=False)
     runner: JobRunner | None = attrs.field(default=None, init=False)
@@ -209,6 +215,7 @@ class Stack:
                 backoff_base=self.backoff_base,
             )
             try:
+                proxy = await self._start_faults()
                 async with (
                     self.server,
                     kmock.Server(self.server, host="127.0.0.1", port=self.kube_port),
@@ -218,6 +225,9 @@ class Stack:
                     await self._stop.wait()
                     runner.cancel()
                     await asyncio.gather(runner, return_exceptions=True)
+                if proxy is not None and self.faults is not None:
+                    await self.faults.close()
+                    await proxy.cleanup()
             except BaseException as exc:
                 failure.append(exc)
                 started.set()
@@ -229,6 +239,16 @@ class Stack:
         started.wait(30)
         if failure:
             raise RuntimeError("the embedded cluster did not start") from failure[0]
+
+    async def _start_faults(self) -> aiohttp.web.AppRunner | None:
+        """The fault-injecting proxy in front of S3, when a fault rate is set."""
+        if not self.s3_fault_rate:
+            return None
+        self.faults = FaultyProxy(self.s3_url, self.s3_fault_rate)
+        proxy = aiohttp.web.AppRunner(self.faults.app(), access_log=None)
+        await proxy.setup()
+        await aiohttp.web.TCPSite(proxy, "127.0.0.1", self.fault_port).start()
+        return proxy
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` in the cluster's event loop (the store is not thread-safe)."""
@@ -282,6 +302,8 @@ class Stack:
 
     def _operator_env(self) -> dict[str, str]:
         env = self._base_env()
+        if self.s3_fault_rate:  # the operator hands its S3 endpoint to the worker pods
+            env["DOWNLOADJOBS_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{self.fault_port}"
         env.update(s3server.CREDENTIALS)  # it aborts uploads and removes bundles
         env["DOWNLOADJOBS_OPERATOR_S3_SECRET_NAME"] = S3_SECRET
         env["DOWNLOADJOBS_OPERATOR_WORKER_ENV"] = json.dumps(
