@@ -26,9 +26,6 @@ class Waiting:
     name: str
     owner: str
     order: tuple[str, str, str]
-    #: False while its Job is not created yet: it keeps its place, and nobody
-    #: behind it may overtake it into a free slot.
-    ready: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +71,6 @@ def plan(
     positions: dict[str, int] = {}
     for item in queue:
         owner_full = max_running_per_owner and per_owner[item.owner] >= max_running_per_owner
-        if not item.ready and free > 0 and not owner_full:
-            free = 0  # its slot is held until its Job exists; the next pass admits it
         if free > 0 and not owner_full:
             admit.append(item.name)
             per_owner[item.owner] += 1

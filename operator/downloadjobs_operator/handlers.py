@@ -8,6 +8,8 @@ because the API server prunes status fields that the CRD does not declare.
 """
 
 import asyncio
+import concurrent.futures
+import functools
 import logging
 from typing import Any
 
@@ -27,7 +29,11 @@ SETTINGS = OperatorSettings()  # timer intervals are fixed when the handlers reg
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Every handler runs its blocking client calls in the loop's default executor;
+    # asyncio's default of cores+4 threads is too few for hundreds of jobs.
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(SETTINGS.threads))
     kube.load_config()
     prefix = f"operator.{model.GROUP}"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
@@ -38,7 +44,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     s3_settings = S3Settings()
     cluster = Cluster()
     memo.ctx = actions.Context(cluster, s3.client(s3_settings), s3_settings, SETTINGS)
-    memo.queue = AdmissionQueue(cluster, SETTINGS)
+    memo.queue = AdmissionQueue(cluster, SETTINGS, functools.partial(actions.enqueue, memo.ctx))
     if SETTINGS.metrics_port:
         prometheus_client.start_http_server(SETTINGS.metrics_port)
 

@@ -12,10 +12,11 @@ import collections
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from downloadjobs import model
-from downloadjobs_operator import admission, metrics
+from downloadjobs_operator import admission, manifests, metrics
 from downloadjobs_operator.cluster import Cluster
 from downloadjobs_operator.settings import OperatorSettings
 
@@ -30,9 +31,21 @@ class _NamespaceState:
 
 
 class AdmissionQueue:
-    def __init__(self, cluster: Cluster, settings: OperatorSettings) -> None:
+    """
+    ``enqueue`` creates a DownloadJob's suspended Job (idempotently): a pass that
+    finds a job without one creates it there and then, so the queue's order never
+    depends on which creation handler happened to run first, after a restart say.
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        settings: OperatorSettings,
+        enqueue: Callable[[dict[str, Any]], object],
+    ) -> None:
         self._cluster = cluster
         self._settings = settings
+        self._enqueue = enqueue
         self._states: dict[str, _NamespaceState] = collections.defaultdict(_NamespaceState)
 
     async def poke(self, namespace: str, *, unless_fresher_than: float = 0.0) -> None:
@@ -50,6 +63,7 @@ class AdmissionQueue:
                 state.last = time.monotonic()
 
     def _pass(self, namespace: str) -> None:
+        started = time.monotonic()
         bodies = self._cluster.downloadjobs(namespace)
         jobs = self._cluster.jobs(namespace)
         metrics.observe_namespace(namespace, bodies, model.utcnow())
@@ -75,7 +89,10 @@ class AdmissionQueue:
                 job_of[body["metadata"]["name"]] = job
         for name, body in by_name.items():
             if name not in with_job and not _blocked(body):
-                waiting.append(_waiting(body, owner_of, ready=False))  # its Job is on its way
+                self._enqueue(body)  # its creation handler has not run (yet): do it now
+                waiting.append(_waiting(body, owner_of))
+                replays = int((body.get("status") or {}).get("replays") or 0)
+                job_of[name] = {"metadata": {"name": manifests.job_name(name, replays)}}
         plan = admission.plan(
             waiting,
             running_owners,
@@ -89,13 +106,19 @@ class AdmissionQueue:
         for name, position in plan.positions.items():
             if (by_name[name].get("status") or {}).get("queuePosition") != position:
                 self._cluster.patch_status(namespace, name, {"queuePosition": position})
+        log.debug(
+            "admission pass in %s: %d running, %d waiting, %d admitted, %.2f s",
+            namespace,
+            len(running_owners),
+            len(waiting),
+            len(plan.admit),
+            time.monotonic() - started,
+        )
 
 
-def _waiting(
-    body: dict[str, Any], owner_of: dict[str, str], ready: bool = True
-) -> admission.Waiting:
+def _waiting(body: dict[str, Any], owner_of: dict[str, str]) -> admission.Waiting:
     name = body["metadata"]["name"]
-    return admission.Waiting(name, owner_of[name], admission.order_key(body), ready)
+    return admission.Waiting(name, owner_of[name], admission.order_key(body))
 
 
 def _blocked(body: dict[str, Any]) -> bool:

@@ -74,6 +74,7 @@ class OperatorSettings(BaseSettings):
         default=30.0, gt=0, description="Seconds between checks of each job against its Job."
     )
     metrics_port: int = Field(default=0, ge=0, description="Prometheus metrics port; 0: none.")
+    threads: int = Field(default=32, ge=2, description="Threads for blocking API calls.")
     cpu_request: str = "100m"
     memory_request: str = "128Mi"
     cpu_limit: str = "1"

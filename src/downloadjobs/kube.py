@@ -16,3 +16,7 @@ def load_config() -> None:
         kubernetes.config.load_incluster_config()
     else:
         kubernetes.config.load_kube_config()
+    # Threads share one connection pool; the client's default is cores x 5.
+    config = kubernetes.client.Configuration.get_default_copy()
+    config.connection_pool_maxsize = max(config.connection_pool_maxsize or 0, 32)
+    kubernetes.client.Configuration.set_default(config)

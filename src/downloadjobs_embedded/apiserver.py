@@ -214,7 +214,9 @@ class EmbeddedApiServer(kmock.KubernetesScaffold):
     _crds: dict[kmock.resource, CustomResource] = attrs.field(factory=dict, init=False)
     _rv: int = attrs.field(default=1000, init=False)
     _changed: asyncio.Event | None = attrs.field(default=None, init=False)
-    request_log_limit: int = 1000  # kmock keeps every request; keep only the newest
+    #: kmock records every request and matches each new one by scanning the record
+    #: (O(n) per request): a long record makes every request slow. Keep it short.
+    request_log_limit: int = 32
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -726,7 +728,8 @@ class EmbeddedApiServer(kmock.KubernetesScaffold):
                 return await self._handle(request)
             except Exception as exc:
                 return await self._render_error(exc)
-        # kmock records every request for assertions; a long-lived dev server trims the record.
+        # kmock records every request for assertions and scans the record to match each
+        # new one; trimming it keeps requests O(1) and the memory of a dev server flat.
         if len(self._requests) > self.request_log_limit:
             for holder in (self, *self._payloads):
                 records = getattr(holder, "_requests", [])

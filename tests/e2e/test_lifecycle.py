@@ -15,10 +15,11 @@ import pytest
 
 from downloadjobs import model, s3
 from downloadjobs_embedded import s3server
-from downloadjobs_embedded.stack import Stack
+from downloadjobs_embedded.stack import Stack, free_port
 from tests.e2e.client import TIMEOUT, initiate, poll
 
 CAP = 5
+METRICS_PORT = free_port()
 DJ = kmock.resource(model.GROUP, model.VERSION, model.PLURAL)
 PODS = kmock.resource("", "v1", "pods")
 
@@ -29,6 +30,7 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "DOWNLOADJOBS_OPERATOR_MAX_RUNNING": str(CAP),
         "DOWNLOADJOBS_OPERATOR_RECONCILE_INTERVAL": "5",
         "DOWNLOADJOBS_OPERATOR_BACKOFF_LIMIT": "1",
+        "DOWNLOADJOBS_OPERATOR_METRICS_PORT": str(METRICS_PORT),
     }
     state = Path(tmp_path_factory.mktemp("capped"))
     with Stack(state, worker_delay_ms=(300, 600), backoff_base=0.5, extra_env=operator) as stack:
@@ -84,7 +86,7 @@ def leftovers(stack: Stack, job_id: str) -> dict[str, Any]:
 
 
 def test_admission_is_capped_fifo_with_falling_positions(capped: Stack) -> None:
-    count = 30
+    count = 50
     samples: list[list[str]] = []
     positions: dict[str, list[int]] = {}
     admitted_at: dict[str, int] = {}  # Job name -> index of the sample that first saw it run
@@ -218,3 +220,20 @@ def test_dead_letter_is_labelled_and_replayed(capped: Stack) -> None:
     events = capped.call(lambda: capped.server.objects(kmock.resource("", "v1", "events")))
     reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == job_id]
     assert {"Failed", "Replayed", "Completed"} <= set(reasons), reasons
+
+
+def test_operator_metrics(capped: Stack) -> None:
+    """Runs last in this module: the jobs above have moved every gauge and counter."""
+    text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics").text
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    assert values['downloadjobs_jobs{namespace="default",phase="Completed"}'] >= 50
+    assert 'downloadjobs_queue_depth{namespace="default"}' in values
+    assert 'downloadjobs_oldest_queued_seconds{namespace="default"}' in values
+    assert values['downloadjobs_job_duration_seconds_count{phase="Completed"}'] >= 50
+    assert values["downloadjobs_cancelled_total"] >= 2
+    assert "downloadjobs_stalls_total" in values
+    assert "downloadjobs_pod_retries_total" in values

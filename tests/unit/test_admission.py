@@ -49,11 +49,3 @@ def test_running_means_admitted_and_unfinished() -> None:
     assert not job_running({"spec": {"suspend": True}})
     done = {"type": "Complete", "status": "True"}
     assert not job_running({"spec": {}, "status": {"conditions": [done]}})
-
-
-def test_a_job_without_its_job_yet_is_not_overtaken() -> None:
-    first, second = waiting("j1", "j2")
-    pending = Waiting(first.name, first.owner, first.order, ready=False)
-    result = plan([pending, second], [], max_running=3)
-    assert result.admit == []
-    assert result.positions == {"j1": 1, "j2": 2}

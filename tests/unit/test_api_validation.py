@@ -38,6 +38,13 @@ class FakeCustomObjects:
     def list_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return {"items": list(self.created.values())}
 
+    def patch_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
+        name, patch = args[-2], args[-1]
+        body = self.created[name]
+        annotations = body["metadata"].setdefault("annotations", {})
+        annotations.update(patch["metadata"]["annotations"])
+        return body
+
 
 @pytest.fixture
 def api() -> FakeCustomObjects:
@@ -262,3 +269,45 @@ def test_health_is_503_when_a_dependency_is_down(
     response = client.get("/health")
     assert response.status_code == 503
     assert response.json()["checks"] == {"storage": "ok", "kubernetes": "error"}
+
+
+@pytest.mark.parametrize("phase", ["Queued", "Processing", None])
+def test_cancel_asks_the_operator(
+    client: TestClient, api: FakeCustomObjects, phase: str | None
+) -> None:
+    job_id = initiate(client, {"file_ids": [70000]}).json()["jobId"]
+    if phase:
+        api.created[job_id]["status"] = {"phase": phase}
+    response = client.delete(f"/v1/download/jobs/{job_id}")
+    assert response.status_code == 202, response.text
+    assert model.ANNOTATION_CANCEL in api.created[job_id]["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize("phase", ["Completed", "Failed", "Cancelled"])
+def test_cancelling_a_finished_job_is_409(
+    client: TestClient, api: FakeCustomObjects, phase: str
+) -> None:
+    job_id = initiate(client, {"file_ids": [70000]}).json()["jobId"]
+    api.created[job_id]["status"] = {"phase": phase}
+    body = assert_envelope(client.delete(f"/v1/download/jobs/{job_id}"), 409)
+    assert body["error"] == "CONFLICT" and phase.lower() in body["message"]
+    assert model.ANNOTATION_CANCEL not in api.created[job_id]["metadata"].get("annotations", {})
+
+
+def test_only_failed_jobs_can_be_retried(client: TestClient, api: FakeCustomObjects) -> None:
+    job_id = initiate(client, {"file_ids": [70000]}).json()["jobId"]
+    assert_envelope(client.post(f"/v1/download/jobs/{job_id}/retry"), 409)
+    api.created[job_id]["status"] = {
+        "phase": "Failed",
+        "error": {"reason": "AllFilesMissing", "message": "none"},
+    }
+    response = client.post(f"/v1/download/jobs/{job_id}/retry")
+    assert response.status_code == 202, response.text
+    assert model.ANNOTATION_RETRY in api.created[job_id]["metadata"]["annotations"]
+    assert_envelope(client.post("/v1/download/jobs/nope/retry"), 404)
+
+
+def test_initiate_records_the_submission_time(client: TestClient, api: FakeCustomObjects) -> None:
+    job_id = initiate(client, {"file_ids": [70000]}).json()["jobId"]
+    stamp = api.created[job_id]["metadata"]["annotations"][model.ANNOTATION_SUBMITTED_AT]
+    assert "." in stamp, "microseconds: FIFO order within a second"

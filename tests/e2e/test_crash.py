@@ -1,0 +1,84 @@
+"""
+Crash safety: a burst of DownloadJobs while the operator is SIGKILLed at random
+moments and restarted. Every job ends, none gets a second Job, none is orphaned.
+"""
+
+import collections
+import concurrent.futures
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from downloadjobs import model
+from downloadjobs_embedded.stack import Stack
+from tests.e2e.client import initiate
+
+BURST = 200
+KILLS = 3
+
+
+@pytest.fixture(scope="module")
+def burst_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    operator = {
+        "DOWNLOADJOBS_OPERATOR_MAX_RUNNING": "12",
+        "DOWNLOADJOBS_OPERATOR_RECONCILE_INTERVAL": "15",
+    }
+    state = Path(tmp_path_factory.mktemp("burst"))
+    with Stack(state, backoff_base=0.5, extra_env=operator) as stack:
+        yield stack
+
+
+@pytest.mark.timeout(1200)
+def test_burst_with_the_operator_killed_three_times(burst_stack: Stack) -> None:
+    stack = burst_stack
+    rng = random.Random(20261128)
+    kills: list[float] = []
+    done = threading.Event()
+
+    def killer() -> None:
+        start = time.monotonic()
+        moments = sorted(rng.uniform(2, 60) for _ in range(KILLS))
+        for moment in moments:
+            if done.wait(max(0.0, start + moment - time.monotonic())):
+                return
+            stack.processes["operator"].kill()  # SIGKILL: no clean-up, no goodbye
+            stack.processes["operator"].wait()
+            kills.append(time.monotonic() - start)
+            stack.restart("operator")
+
+    chaos = threading.Thread(target=killer)
+    chaos.start()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(lambda i: initiate(stack.api_url, [70000 + i % 100]), range(BURST)))
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            phases = collections.Counter(
+                (d.get("status") or {}).get("phase") for d in stack.downloadjobs()
+            )
+            if sum(phases[p.value] for p in model.Phase if p.terminal) >= BURST:
+                break
+            time.sleep(2)
+    finally:
+        done.set()
+        chaos.join()
+
+    assert len(kills) == KILLS, kills
+    bodies = {d["metadata"]["name"]: d for d in stack.downloadjobs()}
+    assert set(ids) <= set(bodies)
+    final = collections.Counter(bodies[i]["status"]["phase"] for i in ids)
+    assert final == {"Completed": BURST}, final
+    jobs = stack.jobs()
+    per_owner = collections.Counter(j["metadata"]["labels"][model.LABEL_JOB_NAME] for j in jobs)
+    assert [o for o, n in per_owner.items() if n > 1] == [], "no DownloadJob got two Jobs"
+    assert [o for o in per_owner if o not in bodies] == [], "no Job without its DownloadJob"
+    for job_id in ids:
+        assert per_owner[job_id] == 1, f"{job_id} has {per_owner[job_id]} Jobs"
+    print(
+        f"\n{BURST} jobs, operator SIGKILLed at {[round(k, 1) for k in kills]} s: "
+        f"{dict(final)}; duplicate Jobs 0; orphaned Jobs 0"
+    )
