@@ -1,0 +1,119 @@
+"""The operator's periodic reconcile, against a fake cluster: expiry, recovery, stalls."""
+
+import datetime
+from typing import Any
+
+from downloadjobs import model
+from downloadjobs.settings import S3Settings
+from downloadjobs_operator import actions
+from downloadjobs_operator.settings import OperatorSettings
+
+
+class FakeCluster:
+    def __init__(self, job: dict[str, Any] | None = None) -> None:
+        self.job_body = job
+        self.deleted: list[str] = []
+        self.pods_deleted: list[str] = []
+        self.created: list[dict[str, Any]] = []
+        self.status_patches: list[dict[str, Any]] = []
+
+    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.job_body
+
+    def delete_downloadjob(self, namespace: str, name: str) -> None:
+        self.deleted.append(name)
+
+    def delete_pods_of(self, namespace: str, job: str) -> list[str]:
+        self.pods_deleted.append(job)
+        return [f"{job}-abcde"]
+
+    def create_job(self, namespace: str, manifest: dict[str, Any]) -> bool:
+        self.created.append(manifest)
+        return True
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.status_patches.append(status)
+
+    def downloadjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
+
+def context(cluster: FakeCluster, **settings: Any) -> actions.Context:
+    return actions.Context(cluster, None, S3Settings(), OperatorSettings(**settings))  # type: ignore[arg-type]
+
+
+def body(status: dict[str, Any], created: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
+    return {
+        "metadata": {"name": "abc", "namespace": "ns", "uid": "u", "creationTimestamp": created},
+        "spec": {"fileIds": [70000]},
+        "status": status,
+    }
+
+
+def ago(seconds: int) -> str:
+    return (model.utcnow() - datetime.timedelta(seconds=seconds)).isoformat()
+
+
+def test_finished_jobs_expire_after_their_ttl() -> None:
+    cluster = FakeCluster()
+    ctx = context(cluster, ttl_completed_seconds=60, ttl_failed_seconds=600)
+    assert actions.reconcile(ctx, body({"phase": "Completed", "completedAt": ago(30)})) == []
+    assert actions.reconcile(ctx, body({"phase": "Completed", "completedAt": ago(90)})) == [
+        "Expired"
+    ]
+    assert actions.reconcile(ctx, body({"phase": "Failed", "completedAt": ago(90)})) == []
+    assert actions.reconcile(ctx, body({"phase": "Failed", "completedAt": ago(900)})) == ["Expired"]
+    assert cluster.deleted == ["abc", "abc"]
+
+
+def test_a_lost_job_is_recreated_or_the_result_recovered() -> None:
+    cluster = FakeCluster(job=None)
+    ctx = context(cluster)
+    notes = actions.reconcile(ctx, body({"phase": "Queued", "jobName": "dj-abc"}))
+    assert notes == ["JobRecreated"]
+    assert cluster.created[0]["metadata"]["name"] == "dj-abc"
+    result = {"bucket": "b", "key": "k", "size": 1, "sha256": "0" * 64}
+    notes = actions.reconcile(
+        ctx, body({"phase": "Processing", "jobName": "dj-abc", "result": result})
+    )
+    assert notes == ["Recovered"]
+    assert cluster.status_patches[-1]["phase"] == "Completed"
+
+
+def test_a_stale_heartbeat_restarts_the_pod() -> None:
+    running = {
+        "metadata": {"name": "dj-abc"},
+        "spec": {"suspend": False},
+        "status": {"active": 1, "startTime": ago(900)},
+    }
+    cluster = FakeCluster(job=running)
+    ctx = context(cluster, stall_seconds=60)
+    fresh = body(
+        {
+            "phase": "Processing",
+            "jobName": "dj-abc",
+            "attempts": 1,
+            "startedAt": ago(900),
+            "heartbeatAt": ago(10),
+        }
+    )
+    assert actions.reconcile(ctx, fresh) == []
+    stale = body(
+        {
+            "phase": "Processing",
+            "jobName": "dj-abc",
+            "attempts": 1,
+            "startedAt": ago(900),
+            "heartbeatAt": ago(120),
+        }
+    )
+    assert actions.reconcile(ctx, stale) == ["Stalled"]
+    assert cluster.pods_deleted == ["dj-abc"]
+
+
+def test_a_cancel_in_progress_is_left_to_its_handler() -> None:
+    cluster = FakeCluster(job=None)
+    cancelling = body({"phase": "Processing", "jobName": "dj-abc"})
+    cancelling["metadata"]["annotations"] = {model.ANNOTATION_CANCEL: "now"}
+    assert actions.reconcile(context(cluster), cancelling) == []
+    assert cluster.created == []
