@@ -178,6 +178,8 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
             ctx.cluster.delete_downloadjob(namespace, name)
             return ["Expired"]
         return []
+    if body["metadata"].get("deletionTimestamp"):
+        return []  # being deleted: the cleanup handler owns it (never recreate its Job)
     if model.ANNOTATION_CANCEL in annotations or status.job_name is None:
         return []  # the cancel handler, or the create handler, owns it
     job = ctx.cluster.job(namespace, status.job_name)

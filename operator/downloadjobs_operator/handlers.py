@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 import kopf
+import kubernetes
 import prometheus_client
 
 from downloadjobs import kube, model, s3
@@ -118,7 +119,13 @@ async def cleanup(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.timer(*DOWNLOADJOBS, interval=SETTINGS.reconcile_interval, initial_delay=1.0)
 async def reconcile(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Expire finished jobs; repair drift and stalls of the others; admit if slots are free."""
-    for note in await _run(actions.reconcile, memo.ctx, dict(body)):
+    try:
+        notes = await _run(actions.reconcile, memo.ctx, dict(body))
+    except kubernetes.client.exceptions.ApiException as exc:
+        if exc.status != 404:
+            raise
+        return  # deleted meanwhile: nothing left to reconcile
+    for note in notes:
         if note == "Stalled":
             kopf.event(
                 body,

@@ -352,6 +352,11 @@ class EmbeddedApiServer(kmock.KubernetesScaffold):
         self._bump(obj)
         self._store[res][(namespace, meta["name"])] = obj
         self._emit(res, "ADDED", obj)
+        refs = meta.get("ownerReferences") or []
+        if refs and not any(self._uid_exists(ref.get("uid")) for ref in refs):
+            # The garbage collector deletes dependents whose owners are all gone.
+            self._remove(res, namespace, meta["name"])
+            return copy.deepcopy(obj)
         if res.group == "apiextensions.k8s.io" and res.plural == "customresourcedefinitions":
             self._register_crd(obj)
         return copy.deepcopy(obj)
@@ -418,6 +423,11 @@ class EmbeddedApiServer(kmock.KubernetesScaffold):
         if not orphan:
             self._collect_garbage(obj["metadata"]["uid"])
         return copy.deepcopy(obj)
+
+    def _uid_exists(self, uid: str | None) -> bool:
+        return any(
+            o["metadata"].get("uid") == uid for objs in self._store.values() for o in objs.values()
+        )
 
     def _collect_garbage(self, owner_uid: str) -> None:
         """Background cascading deletion: dependents of a deleted owner go too."""

@@ -117,3 +117,11 @@ def test_a_cancel_in_progress_is_left_to_its_handler() -> None:
     cancelling["metadata"]["annotations"] = {model.ANNOTATION_CANCEL: "now"}
     assert actions.reconcile(context(cluster), cancelling) == []
     assert cluster.created == []
+
+
+def test_a_job_being_deleted_never_gets_its_job_back() -> None:
+    cluster = FakeCluster(job=None)
+    deleting = body({"phase": "Processing", "jobName": "dj-abc"})
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert actions.reconcile(context(cluster), deleting) == []
+    assert cluster.created == []

@@ -130,6 +130,12 @@ def test_owner_references_are_garbage_collected(server: EmbeddedApiServer) -> No
     assert [p["metadata"]["name"] for p in server.objects(PODS)] == ["unowned"]
 
 
+def test_dependents_of_a_gone_owner_are_collected(server: EmbeddedApiServer) -> None:
+    ref = {"apiVersion": "v1", "kind": "X", "name": "gone", "uid": "no-such-uid"}
+    server.insert(JOBS, "ns", {"metadata": {"name": "orphan", "ownerReferences": [ref]}})
+    assert server.objects(JOBS) == []
+
+
 def test_finalizers_hold_deletion(server: EmbeddedApiServer) -> None:
     server.insert(DJ, "ns", {**dj("a"), "metadata": {"name": "a", "finalizers": ["x/y"]}})
     marked = server.remove(DJ, "ns", "a")
