@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The chart scanners live in their own venv: checkov's pins must not move the project's.
 TOOLS  := .venv-tools
 
-.PHONY: dev demo test lint unit e2e chart crd clean
+.PHONY: dev demo test system lint unit e2e chart crd clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,10 @@ dev: $(STAMP) ## run API, operator, embedded cluster and S3 on localhost
 demo: $(STAMP) ## one download end to end, verified
 	$(BIN)/downloadjobs demo
 
-test: lint unit chart e2e ## everything CI runs
+test: system lint unit chart e2e ## everything CI runs
+
+system: ## Debian packages the tests drive (apt-get, when root and missing)
+	$(PYTHON) tools/install_system_packages.py tools/system-packages.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
