@@ -71,7 +71,7 @@ def follow(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     if "attempts" in patch and failures and patch["attempts"] > (current.attempts or 0):
         metrics.RETRIES.inc(patch["attempts"] - max(current.attempts or 1, 1))
     if patch.get("phase") in (model.Phase.COMPLETED.value, model.Phase.FAILED.value):
-        started = current.started_at or _parse(patch.get("startedAt"))
+        started = current.started_at or model.parse_time(patch.get("startedAt"))
         if started is not None:
             elapsed = (model.utcnow() - started).total_seconds()
             metrics.DURATION.labels(patch["phase"]).observe(max(elapsed, 0))
@@ -173,7 +173,7 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
             if status.phase is model.Phase.COMPLETED
             else ctx.settings.ttl_failed_seconds
         )
-        ended = status.completed_at or _parse(body["metadata"].get("creationTimestamp"))
+        ended = status.completed_at or model.parse_time(body["metadata"].get("creationTimestamp"))
         if ended is not None and (now - ended).total_seconds() >= ttl:
             ctx.cluster.delete_downloadjob(namespace, name)
             return ["Expired"]
@@ -200,15 +200,8 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
     running = (job.get("status") or {}).get("active") and not job["spec"].get("suspend")
     stale = beat is not None and (now - beat).total_seconds() > ctx.settings.stall_seconds
     stalled = status.phase is model.Phase.PROCESSING and running and stale
-    if stalled and ctx.cluster.delete_pods_of(namespace, status.job_name):
+    limit = now - datetime.timedelta(seconds=ctx.settings.stall_seconds)
+    if stalled and ctx.cluster.delete_stalled_pods(namespace, status.job_name, limit):
         metrics.STALLS.inc()
         notes.append("Stalled")
     return notes
-
-
-def _parse(value: Any) -> datetime.datetime | None:
-    if isinstance(value, datetime.datetime):
-        return value
-    if not value:
-        return None
-    return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))

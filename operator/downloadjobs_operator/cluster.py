@@ -5,6 +5,7 @@ A thin facade over the ``kubernetes`` client so the rest of the operator deals
 in the same JSON shapes that the pure functions and the tests use.
 """
 
+import datetime
 import json
 from typing import Any
 
@@ -109,16 +110,27 @@ class Cluster:
             if exc.status != 404:
                 raise
 
-    def delete_pods_of(self, namespace: str, job: str) -> list[str]:
+    def delete_stalled_pods(
+        self, namespace: str, job: str, started_before: datetime.datetime
+    ) -> list[str]:
+        """
+        Delete the live pods of ``job`` created before ``started_before``.
+
+        A replacement pod has not written a heartbeat yet: the job's heartbeat is
+        the old pod's, so only pods older than the stall limit may be judged by it.
+        """
         response = self.core.list_namespaced_pod(
             namespace, label_selector=f"job-name={job}", _preload_content=False
         )
         names = []
         for pod in _dicts(response):
+            created = model.parse_time(pod["metadata"].get("creationTimestamp"))
+            if created is None or created >= started_before:
+                continue
             if (pod.get("status") or {}).get("phase") in ("Pending", "Running", None):
                 name = pod["metadata"]["name"]
                 try:
-                    self.core.delete_namespaced_pod(name, namespace)
+                    self.core.delete_namespaced_pod(name, namespace, _preload_content=False)
                 except ApiException as exc:
                     if exc.status != 404:
                         raise

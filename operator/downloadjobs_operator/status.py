@@ -62,6 +62,8 @@ def conditions_for(
             continue
         if old is None or old.get("status") != wanted:
             by_type[kind] = {"type": kind, "status": wanted, "lastTransitionTime": stamp}
+            if wanted == "False":  # Kubernetes conditions always say why
+                by_type[kind].update(reason=reason, message=f"The job is {phase.value} now.")
         if wanted == "True":
             by_type[kind].update(reason=reason, message=message)
     order = list(CONDITION_OF_PHASE.values())

@@ -154,6 +154,15 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(tz=datetime.UTC).replace(microsecond=0)
 
 
+def parse_time(value: Any) -> datetime.datetime | None:
+    """A Kubernetes timestamp (``2026-01-01T00:00:00Z``), a datetime, or nothing."""
+    if isinstance(value, datetime.datetime):
+        return value
+    if not value:
+        return None
+    return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
 def parse_status(body: dict[str, Any]) -> DownloadJobStatus:
     """The status of a resource body as read from the API server (lenient to extra fields)."""
     raw = dict(body.get("status") or {})

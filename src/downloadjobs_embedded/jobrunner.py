@@ -311,10 +311,18 @@ class JobRunner:
                     "reason": "Completed" if code == 0 else "Error",
                 }
             }
+        container = pod["spec"]["containers"][0]
         status = {
             "phase": phase,
             "containerStatuses": [
-                {"name": pod["spec"]["containers"][0]["name"], "state": state, "restartCount": 0}
+                {
+                    "name": container["name"],
+                    "image": container["image"],
+                    "imageID": "",
+                    "ready": code is None,
+                    "state": state,
+                    "restartCount": 0,
+                }
             ],
         }
         with contextlib.suppress(kmock.KubernetesError):

@@ -23,8 +23,11 @@ class FakeCluster:
     def delete_downloadjob(self, namespace: str, name: str) -> None:
         self.deleted.append(name)
 
-    def delete_pods_of(self, namespace: str, job: str) -> list[str]:
+    def delete_stalled_pods(
+        self, namespace: str, job: str, started_before: datetime.datetime
+    ) -> list[str]:
         self.pods_deleted.append(job)
+        self.started_before = started_before
         return [f"{job}-abcde"]
 
     def create_job(self, namespace: str, manifest: dict[str, Any]) -> bool:
@@ -109,6 +112,8 @@ def test_a_stale_heartbeat_restarts_the_pod() -> None:
     )
     assert actions.reconcile(ctx, stale) == ["Stalled"]
     assert cluster.pods_deleted == ["dj-abc"]
+    # Only pods older than the limit: a replacement pod has not written its first heartbeat.
+    assert cluster.started_before <= model.utcnow() - datetime.timedelta(seconds=60)
 
 
 def test_a_cancel_in_progress_is_left_to_its_handler() -> None:

@@ -154,6 +154,7 @@ def test_conditions_follow_the_phase() -> None:
         ("Queued", "False", "2026-01-01T00:02:00Z"),
         ("Admitted", "True", "2026-01-01T00:02:00Z"),
     ]
+    assert running[0]["reason"] == "JobAdmitted", "a False condition says why, too"
     again = conditions_for(running, model.Phase.PROCESSING, "JobAdmitted", "still", NOW)
     assert again[1]["lastTransitionTime"] == "2026-01-01T00:02:00Z"
     assert again[1]["message"] == "still"
