@@ -42,6 +42,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.finalizer = f"{prefix}/finalizer"
     settings.posting.level = logging.WARNING  # kopf's per-handler chatter is no event
     settings.watching.server_timeout = 300
+    settings.peering.lifetime = SETTINGS.peering_lifetime
     s3_settings = S3Settings()
     cluster = Cluster()
     memo.ctx = actions.Context(cluster, s3.client(s3_settings), s3_settings, SETTINGS)

@@ -73,6 +73,11 @@ class OperatorSettings(BaseSettings):
     reconcile_interval: float = Field(
         default=30.0, gt=0, description="Seconds between checks of each job against its Job."
     )
+    peering_lifetime: int = Field(
+        default=60,
+        ge=1,
+        description="Seconds a killed replica's peering keep-alive counts; a standby resumes then.",
+    )
     metrics_port: int = Field(default=0, ge=0, description="Prometheus metrics port; 0: none.")
     threads: int = Field(default=32, ge=2, description="Threads for blocking API calls.")
     cpu_request: str = "100m"

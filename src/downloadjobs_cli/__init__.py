@@ -28,16 +28,27 @@ def _api(args: argparse.Namespace) -> int:
 
 
 def _operator(args: argparse.Namespace) -> int:
+    import random
+
     import kopf
 
     import downloadjobs_operator.handlers  # noqa: F401  (registers the handlers)
+    from downloadjobs import kube
+    from downloadjobs_operator.peering import ensure_peering
 
+    if not args.standalone:
+        kube.load_config()
+        ensure_peering(args.peering, None if args.all_namespaces else args.namespace)
+    # Replicas of one Deployment share their arguments; kopf freezes every replica
+    # when two share a priority, so each one draws its own unless told.
+    priority = args.priority if args.priority is not None else random.randint(1, 2**31 - 1)
     kopf.configure(verbose=args.verbose)
     kopf.run(
         clusterwide=args.all_namespaces,
         namespaces=[] if args.all_namespaces else [args.namespace],
         standalone=args.standalone,
-        priority=args.priority,
+        priority=None if args.standalone else priority,
+        peering_name=None if args.standalone else args.peering,
         liveness_endpoint=args.liveness,
     )
     return 0
@@ -87,7 +98,17 @@ def parser() -> argparse.ArgumentParser:
     op.add_argument("--namespace", default="default", help="namespace to serve")
     op.add_argument("--all-namespaces", action="store_true", help="serve the whole cluster")
     op.add_argument("--standalone", action="store_true", help="no peering with other replicas")
-    op.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    op.add_argument(
+        "--peering",
+        default="downloadjobs",
+        help="name of the KopfPeering object the replicas share (without --standalone)",
+    )
+    op.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority; the highest live replica works (default: a random one)",
+    )
     op.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8081/healthz")
     op.add_argument("--verbose", action="store_true")
     op.set_defaults(fn=_operator)

@@ -442,7 +442,10 @@ class EmbeddedApiServer(kmock.KubernetesScaffold):
         crd = self._crds.get(res)
         if crd is None or not crd.schema:
             return obj
-        obj = {**prune(obj, crd.schema), "metadata": obj["metadata"]}
+        implicit: dict[str, Any] = {
+            k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj
+        }
+        obj = {**prune(obj, crd.schema), **implicit}
         problems = [
             f"{'.'.join(str(p) for p in err.absolute_path) or '<root>'}: {err.message}"
             for err in crd.validator.iter_errors(obj)

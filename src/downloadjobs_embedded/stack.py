@@ -40,6 +40,8 @@ from downloadjobs_embedded.jobrunner import JobRunner
 
 T = TypeVar("T")
 S3_SECRET = "s3-credentials"
+#: The KopfPeering object of operator replicas (the CLI's default `--peering`).
+PEERING = "downloadjobs"
 
 
 def free_port() -> int:
@@ -81,6 +83,9 @@ class Stack:
     s3_fault_rate: float = 0.0
     fault_port: int = attrs.field(factory=free_port)
     faults: FaultyProxy | None = attrs.field(default=None, init=False)
+    #: Operator replicas. One runs ``--standalone``; more share a KopfPeering object
+    #: with descending priorities ("operator" highest, then "operator-2", …).
+    operators: int = 1
 
     server: EmbeddedApiServer = attrs.field(factory=EmbeddedApiServer, init=False)
     runner: JobRunner | None = attrs.field(default=None, init=False)
@@ -129,18 +134,8 @@ class Stack:
             s3server.seed(self.s3_settings)
             self.call(self._bootstrap)
             write_kubeconfig(self.kubeconfig, self.kube_url, self.namespace)
-            self.processes["operator"] = self._spawn(
-                "operator",
-                [
-                    "operator",
-                    "--namespace",
-                    self.namespace,
-                    "--standalone",
-                    "--liveness",
-                    f"http://127.0.0.1:{self.operator_port}/healthz",
-                ],
-                self._operator_env(),
-            )
+            for name, args in self._operator_commands().items():
+                self.processes[name] = self._spawn(name, args, self._operator_env())
             self.processes["api"] = self._spawn(
                 "api",
                 [
@@ -161,7 +156,8 @@ class Stack:
         return self
 
     def __exit__(self, *_: object) -> None:
-        for name in ("api", "operator", "s3"):
+        operators = [name for name in self.processes if name.startswith("operator")]
+        for name in ("api", *operators, "s3"):
             process = self.processes.pop(name, None)
             if process is not None:
                 self.terminate(process)
@@ -170,6 +166,20 @@ class Stack:
         if self._thread is not None:
             self._thread.join(timeout=15)
         (self.state_dir / "stack.json").unlink(missing_ok=True)
+
+    def _operator_commands(self) -> dict[str, list[str]]:
+        base = ["operator", "--namespace", self.namespace]
+        if self.operators == 1:
+            liveness = f"http://127.0.0.1:{self.operator_port}/healthz"
+            return {"operator": [*base, "--standalone", "--liveness", liveness]}
+        commands = {}
+        for index in range(self.operators):
+            name = "operator" if index == 0 else f"operator-{index + 1}"
+            port = self.operator_port if index == 0 else free_port()
+            priority = str(100 * (self.operators - index))
+            liveness = f"http://127.0.0.1:{port}/healthz"
+            commands[name] = [*base, "--priority", priority, "--liveness", liveness]
+        return commands
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -273,6 +283,9 @@ class Stack:
             None,
             crd.build_crd(),
         )
+        if self.operators > 1:
+            crds = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            server.insert(crds, None, crd.build_peering_crd())  # the operators create the object
         server.insert(
             kmock.resource("", "v1", "serviceaccounts"),
             self.namespace,
@@ -336,7 +349,7 @@ class Stack:
         process = self.processes[name]
         self.terminate(process)
         args: list[str] = list(map(str, process.args))[3:]  # type: ignore[arg-type]
-        env = self._operator_env() if name == "operator" else self._api_env()
+        env = self._operator_env() if name.startswith("operator") else self._api_env()
         self.processes[name] = self._spawn(name, args, env)
 
     def wait_http(self, url: str, name: str, timeout: float = 60) -> None:

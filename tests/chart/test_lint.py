@@ -33,6 +33,8 @@ def test_helm_lint_strict_passes(rendering: str) -> None:
         ("podSecurityContext.runAsNonRoot=false", "runAsNonRoot"),
         ("api.resources=null", "resources"),
         ("api.livenessProbe=null", "livenessProbe"),
+        # Replicas sharing one fixed priority would all freeze.
+        ("operator.peering.enabled=true,operator.peering.priority=100", "equal priority"),
     ],
 )
 def test_values_schema_refuses(setting: str, complaint: str) -> None:

@@ -42,8 +42,8 @@ WORKER = rights(NS, "downloadjobs.dev", "downloadjobs", "get") | rights(
 )
 CRDS = rights(CLUSTER, "apiextensions.k8s.io", "customresourcedefinitions", "get", "list", "watch")
 NAMESPACES = rights(CLUSTER, "", "namespaces", "list", "watch")
-PEERING = rights(NS, "kopf.dev", "kopfpeerings", *READ, "patch")
-CLUSTER_PEERING = rights(CLUSTER, "kopf.dev", "clusterkopfpeerings", *READ, "patch")
+PEERING = rights(NS, "kopf.dev", "kopfpeerings", *READ, "patch", "create")
+CLUSTER_PEERING = rights(CLUSTER, "kopf.dev", "clusterkopfpeerings", *READ, "patch", "create")
 
 
 def granted(docs: list[dict[str, Any]]) -> dict[str, set[Right]]:

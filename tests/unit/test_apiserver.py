@@ -80,6 +80,23 @@ def test_status_subresource_is_separate(server: EmbeddedApiServer) -> None:
     assert status["metadata"]["generation"] == 2
 
 
+def test_a_schema_without_apiversion_and_kind_keeps_them(server: EmbeddedApiServer) -> None:
+    """kopf's peering CRD declares only ``status``; the real server keeps the rest."""
+    server.insert(CRDS, None, crd.build_peering_crd())
+    peerings = kmock.resource("kopf.dev", "v1", "kopfpeerings")
+    server.insert(
+        peerings,
+        "ns",
+        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "p"}},
+    )
+    patch = {"status": {"op-1": {"priority": 100, "lifetime": 5, "lastseen": "x"}}}
+    patched = server.write_patch(peerings, "ns", "p", patch)
+    assert patched["apiVersion"] == "kopf.dev/v1" and patched["kind"] == "KopfPeering"
+    assert patched["status"] == patch["status"]
+    gone = server.write_patch(peerings, "ns", "p", {"status": {"op-1": None}})
+    assert gone["status"] == {}
+
+
 def test_custom_resources_are_validated_and_pruned(server: EmbeddedApiServer) -> None:
     for bad in (
         {"fileIds": [1]},

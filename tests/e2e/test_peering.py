@@ -1,0 +1,77 @@
+"""
+Two operator replicas with kopf peering: the higher priority works, the other
+waits; when the active one is SIGKILLed, the standby takes over once the dead
+replica's keep-alive expires, and no job is lost or doubled.
+"""
+
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import kmock
+import pytest
+
+from downloadjobs_embedded.stack import PEERING, Stack
+from tests.e2e.client import initiate, poll
+from tests.e2e.test_lifecycle import wait_for
+
+LIFETIME = 5
+
+
+@pytest.fixture(scope="module")
+def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    operator = {
+        "DOWNLOADJOBS_OPERATOR_PEERING_LIFETIME": str(LIFETIME),
+        "DOWNLOADJOBS_OPERATOR_RECONCILE_INTERVAL": "2",
+        "DOWNLOADJOBS_OPERATOR_MAX_RUNNING": "4",
+    }
+    state = Path(tmp_path_factory.mktemp("replicated"))
+    with Stack(
+        state, worker_delay_ms=(200, 400), backoff_base=0.5, extra_env=operator, operators=2
+    ) as stack:
+        yield stack
+
+
+def peers(stack: Stack) -> dict[str, int]:
+    """Live keep-alives in the peering object: identity -> priority."""
+    res = kmock.resource("kopf.dev", "v1", "kopfpeerings")
+    body = stack.call(lambda: stack.server.read(res, stack.namespace, PEERING))
+    return {k: v["priority"] for k, v in (body.get("status") or {}).items() if v["lifetime"]}
+
+
+def log(stack: Stack, name: str) -> str:
+    return (stack.state_dir / f"{name}.log").read_text()
+
+
+def test_the_standby_takes_over_when_the_active_replica_dies(replicated: Stack) -> None:
+    wait_for(lambda: sorted(peers(replicated).values()) == [100, 200], what="both keep-alives")
+    before = [initiate(replicated.api_url, [70000 + i, 70050 + i]) for i in range(8)]
+    wait_for(
+        lambda: any(j["spec"].get("suspend") is False for j in replicated.jobs()),
+        what="the active replica to admit a job",
+    )
+    # kopf starts every replica paused and resumes only the highest live priority.
+    assert "Resuming operations" in log(replicated, "operator")
+    standby = log(replicated, "operator-2")
+    assert "Resuming operations" not in standby and "Handler" not in standby, standby[-2000:]
+    os.kill(replicated.processes["operator"].pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    after = [initiate(replicated.api_url, [70020 + i]) for i in range(4)]
+
+    wait_for(
+        lambda: "Resuming operations" in log(replicated, "operator-2"),
+        timeout=LIFETIME + 30,
+        what="the standby to resume",
+    )
+    takeover = time.monotonic() - killed_at
+    finals = [poll(replicated.api_url, j, timeout=180, interval=1.0)[0] for j in before + after]
+    assert [f["status"] for f in finals] == ["completed"] * len(finals), finals
+
+    jobs = replicated.jobs()
+    owners = Counter(j["metadata"]["ownerReferences"][0]["name"] for j in jobs)
+    assert sorted(owners) == sorted(before + after), "every DownloadJob got its Job"
+    assert set(owners.values()) == {1}, f"duplicates: {owners}"
+    print(f"standby resumed {takeover:.1f} s after the SIGKILL (peering lifetime {LIFETIME} s)")
