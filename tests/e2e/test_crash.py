@@ -26,6 +26,8 @@ def burst_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     operator = {
         "DOWNLOADJOBS_OPERATOR_MAX_RUNNING": "12",
         "DOWNLOADJOBS_OPERATOR_RECONCILE_INTERVAL": "15",
+        # Finished Jobs must outlive the test, or the duplicate count misses them.
+        "DOWNLOADJOBS_OPERATOR_TTL_SECONDS_AFTER_FINISHED": "3600",
     }
     state = Path(tmp_path_factory.mktemp("burst"))
     with Stack(state, backoff_base=0.5, extra_env=operator) as stack:
