@@ -193,3 +193,25 @@ def test_an_api_outage_shows_reconnecting_then_the_job_finishes(page: Page, stac
             stack.wait_http(f"{stack.api_url}/health", "api")
         expect(card).to_have_attribute("data-status", "completed", timeout=JOB_WAIT_MS)
     check_bundle(Path(download_info.value.path()), ids)
+
+
+def test_the_policy_blocks_inline_script_and_html_injection(
+    page: Page, stack: Stack, page_log: PageLog
+) -> None:
+    """The CSP is really in force: what an XSS would try is refused by the browser."""
+    open_page(page, stack)
+    outcome = page.evaluate(
+        """() => {
+          const script = document.createElement('script');
+          try { script.textContent = 'window.injected = true'; } catch (e) { return 'refused'; }
+          document.body.appendChild(script);
+          return window.injected === true ? 'ran' : 'blocked';
+        }"""
+    )
+    assert outcome in ("refused", "blocked")
+    html_sink = page.evaluate(
+        "() => { try { document.body.innerHTML = '<b>x</b>'; return 'accepted'; }"
+        " catch (e) { return e.name; } }"
+    )
+    assert html_sink == "TypeError", "Trusted Types must refuse a string for innerHTML"
+    page_log.errors.clear()  # the refusals above are the expected violations
