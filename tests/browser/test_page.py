@@ -120,12 +120,15 @@ def test_a_reload_resumes_polling_from_local_storage(
     stored = page.evaluate("JSON.parse(localStorage.getItem('downloadjobs.jobs'))")
     assert [j["status"] for j in stored if j["jobId"] == job] == ["processing"]
 
+    before_reload = len(page_log.requests)
     with page.expect_download(timeout=JOB_WAIT_MS) as download_info:
         page.reload()
-        polled_before = page_log.count(f"/v1/download/jobs/{job}")
         card = page.locator(f"li[data-job-id='{job}']")
         expect(card).to_have_attribute("data-status", "completed", timeout=JOB_WAIT_MS)
-    assert page_log.count(f"/v1/download/jobs/{job}") > polled_before, "no poll after reload"
+    after = page_log.requests[before_reload:]
+    reloaded = after.index(("GET", f"{stack.api_url}/"))
+    polls = [r for r in after[reloaded:] if r == ("GET", f"{stack.api_url}/v1/download/jobs/{job}")]
+    assert polls, "no poll after the reload"
     check_bundle(Path(download_info.value.path()), SIX_FILES)
     stored = page.evaluate("JSON.parse(localStorage.getItem('downloadjobs.jobs'))")
     assert [j["status"] for j in stored if j["jobId"] == job] == ["completed"]
