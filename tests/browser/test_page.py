@@ -10,6 +10,7 @@ enough to watch.
 
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -39,13 +40,23 @@ def open_page(page: Page, stack: Stack) -> None:
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
 
 
+def new_card(page: Page, action: Callable[[], None]) -> Locator:
+    """Do ``action`` (a click that starts a job); the card of the job it started, by its id."""
+    before = page.eval_on_selector_all("#jobs > li", "cards => cards.map(c => c.dataset.jobId)")
+    action()
+    page.wait_for_function(
+        "(before) => { const top = document.querySelector('#jobs > li');"
+        " return top !== null && !before.includes(top.dataset.jobId); }",
+        arg=before,
+    )
+    created = page.locator("#jobs > li").first.get_attribute("data-job-id")
+    return page.locator(f"li[data-job-id='{created}']")
+
+
 def start(page: Page, ids: list[int]) -> Locator:
-    """Type the ids, click Download; the new job's card (the list's first)."""
-    before = page.locator("#jobs > li").count()
+    """Type the ids, click Download; the new job's card."""
     page.fill("#file-ids", ", ".join(map(str, ids)))
-    page.get_by_role("button", name="Download").click()
-    expect(page.locator("#jobs > li")).to_have_count(before + 1)
-    return page.locator("#jobs > li").first
+    return new_card(page, page.get_by_role("button", name="Download").click)
 
 
 def job_id(card: Locator) -> str:
@@ -148,9 +159,7 @@ def test_all_files_missing_shows_the_reason_and_retry_starts_a_new_job(
     expect(card.locator(".reason")).to_have_text("AllFilesMissing")
     expect(card.get_by_role("button", name="Cancel")).to_be_hidden()
 
-    card.get_by_role("button", name="Retry").click()
-    expect(page.locator("#jobs > li")).to_have_count(2)
-    retried = page.locator("#jobs > li").first
+    retried = new_card(page, card.get_by_role("button", name="Retry").click)
     second = job_id(retried)
     assert second != first
     assert httpx.get(f"{stack.api_url}/v1/download/jobs/{second}").json()["totalFileIds"] == 2

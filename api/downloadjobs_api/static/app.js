@@ -52,10 +52,12 @@ function humanSize(bytes) {
 }
 
 /**
- * The card of one job: created once, updated on every state.
+ * The card of one job: created once, updated on every state. New cards go on top;
+ * `older` ones (listed by the server after the page loaded) at the bottom.
  * @param {import('./downloadjobs.js').StoredJob} job
+ * @param {boolean} [older]
  */
-function card(job) {
+function card(job, older = false) {
   let item = /** @type {HTMLLIElement|null} */ (list.querySelector(`li[data-job-id="${CSS.escape(job.jobId)}"]`));
   if (item) return item;
   const fragment = /** @type {DocumentFragment} */ (template.content.cloneNode(true));
@@ -73,14 +75,18 @@ function card(job) {
     item?.remove();
     empty.hidden = list.children.length > 0;
   });
-  list.prepend(item);
+  if (older) list.append(item);
+  else list.prepend(item);
   empty.hidden = true;
   return item;
 }
 
-/** @param {import('./downloadjobs.js').JobUpdate} state */
-function render(state) {
-  const job = client.recentJobs().find((entry) => entry.jobId === state.jobId) ?? {
+/**
+ * @param {import('./downloadjobs.js').JobUpdate} state
+ * @param {import('./downloadjobs.js').StoredJob} [listed] a job the server listed, not stored here
+ */
+function render(state, listed) {
+  const job = client.recentJobs().find((entry) => entry.jobId === state.jobId) ?? listed ?? {
     jobId: state.jobId,
     fileIds: [],
     createdAt: '',
@@ -108,7 +114,9 @@ function render(state) {
   /** @type {HTMLElement} */ (item.querySelector('.reason')).textContent = state.error?.reason ?? '';
   /** @type {HTMLElement} */ (item.querySelector('.why')).hidden = !state.error;
   /** @type {HTMLButtonElement} */ (item.querySelector('.cancel')).hidden = state.terminal;
-  /** @type {HTMLButtonElement} */ (item.querySelector('.retry')).hidden = !(state.status === 'failed' || state.status === 'cancelled');
+  // Retry starts a new job with the same ids, so only where this browser knows them.
+  const retryable = (state.status === 'failed' || state.status === 'cancelled') && job.fileIds.length > 0;
+  /** @type {HTMLButtonElement} */ (item.querySelector('.retry')).hidden = !retryable;
   /** @type {HTMLButtonElement} */ (item.querySelector('.forget')).hidden = !state.terminal;
 }
 
@@ -156,17 +164,20 @@ document.body.dataset.ready = 'true';
 
 // Where the API lists the caller's jobs (GET /v1/download/jobs), jobs started from another
 // tab or device join the list too; without that endpoint the list is this browser's own.
+// They are older than anything started here, so they go below, newest first as listed.
 void client.serverJobs().then((items) => {
   const known = new Set(client.recentJobs().map((job) => job.jobId));
-  for (const item of [...(items ?? [])].reverse()) {
+  for (const item of items ?? []) {
     if (!item || typeof item.jobId !== 'string' || known.has(item.jobId)) continue;
-    client.remember({
+    /** @type {import('./downloadjobs.js').StoredJob} */
+    const job = {
       jobId: item.jobId,
       fileIds: Array.isArray(item.fileIds) ? item.fileIds : [],
-      createdAt: item.createdAt ?? new Date().toISOString(),
+      createdAt: item.createdAt ?? '',
       status: item.status ?? 'queued',
       progress: item.progress ?? 0,
-    });
-    client.watch(item.jobId, render, { onComplete: 'link', immediate: true });
+    };
+    card(job, true);
+    client.watch(item.jobId, (state) => render(state, job), { onComplete: 'link', immediate: true });
   }
 });

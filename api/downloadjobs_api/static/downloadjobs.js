@@ -8,7 +8,8 @@
 // Why it polls the way it does:
 // - first poll 2 s after the job starts, then each wait grows by `growth` up to 5 s,
 //   so a short job feels instant and a long one costs a request every 5 s at most;
-// - a `Retry-After` header (rate limit, overload) is a floor on the next wait;
+// - a `Retry-After` on a 429/503 is a floor on the next wait, however long; on a 200 it
+//   is the server's suggested interval, followed within the 2-5 s window;
 // - an `ETag` is sent back as `If-None-Match`; a 304 reuses the last answer;
 // - network errors and 5xx answers never give the job up: the client says it is
 //   reconnecting and retries with exponential back-off and jitter (so a thousand
@@ -90,6 +91,21 @@ export function pollDelay(polls, schedule = DEFAULT_SCHEDULE) {
 export function retryDelay(attempt, schedule = DEFAULT_SCHEDULE, random = Math.random) {
   const ceiling = Math.min(schedule.retryMaxMs, schedule.retryBaseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+/**
+ * Wait before the next poll after a successful answer. A `Retry-After` on a 200 is the
+ * server's suggested interval: followed within the schedule's window, so it can slow
+ * polling towards `maxMs` but never leave a person staring at a frozen bar for longer.
+ * (On a 429 or 503 it is a floor, however long: see JobWatch.poll.)
+ * @param {number} polls answers so far
+ * @param {number|null} retryAfterMs
+ * @param {Schedule} [schedule]
+ */
+export function nextPoll(polls, retryAfterMs, schedule = DEFAULT_SCHEDULE) {
+  const scheduled = pollDelay(polls, schedule);
+  if (retryAfterMs == null) return scheduled;
+  return Math.min(Math.max(scheduled, schedule.maxMs), Math.max(scheduled, retryAfterMs));
 }
 
 /**
@@ -414,7 +430,7 @@ export class DownloadJobsClient {
     if (response.status === 409) return reduce(initialState(jobId), { type: 'answer', body: await this.status(jobId) });
     if (!response.ok) throw new DownloadJobsError(response.status, body ?? {});
     const state = reduce(initialState(jobId), { type: 'cancelled' });
-    this.remember({ jobId, status: 'cancelled' });
+    this.update(jobId, { status: 'cancelled' });
     return state;
   }
 
@@ -480,6 +496,19 @@ export class DownloadJobsClient {
       jobs.unshift(/** @type {StoredJob} */ ({ fileIds: [], createdAt: new Date(this.now()).toISOString(), status: 'queued', progress: 0, ...entry }));
     }
     this.save(jobs.slice(0, this.maxRecent));
+  }
+
+  /**
+   * Update a job of the recent list; a job not in it (started elsewhere) is left out.
+   * @param {string} jobId
+   * @param {Partial<StoredJob>} fields
+   */
+  update(jobId, fields) {
+    const jobs = this.recentJobs();
+    const index = jobs.findIndex((job) => job.jobId === jobId);
+    if (index < 0) return;
+    jobs[index] = { ...jobs[index], ...fields, jobId };
+    this.save(jobs);
   }
 
   /** @param {string} jobId */
@@ -609,7 +638,8 @@ class JobWatch {
     }
     this.inflight = null;
     if (this.stopped) return;
-    const retryAfter = parseRetryAfter(response.headers.get('Retry-After'), client.now()) ?? 0;
+    const hinted = parseRetryAfter(response.headers.get('Retry-After'), client.now());
+    const retryAfter = hinted ?? 0;
 
     if (response.status === 304 && this.lastBody) {
       body = this.lastBody;
@@ -639,7 +669,7 @@ class JobWatch {
     this.apply({ type: 'answer', body });
     if (this.state.terminal) return;
     this.polls += 1;
-    this.later(Math.max(retryAfter, pollDelay(this.polls, client.schedule)));
+    this.later(nextPoll(this.polls, hinted, client.schedule));
   }
 
   /** @returns {Promise<JobUpdate>} */
@@ -691,7 +721,7 @@ class JobWatch {
     const before = this.state;
     this.state = reduce(before, event);
     if (this.state === before) return;
-    this.client.remember({ jobId: this.jobId, status: this.state.status, progress: this.state.progress });
+    this.client.update(this.jobId, { status: this.state.status, progress: this.state.progress });
     if (this.state.terminal) {
       this.stop();
       if (this.state.status === 'completed' && this.mode === 'download' && this.state.downloadUrl) {

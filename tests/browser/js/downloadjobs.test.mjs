@@ -11,6 +11,7 @@ import {
   DownloadJobsClient,
   MemoryStorage,
   initialState,
+  nextPoll,
   parseRetryAfter,
   pollDelay,
   reduce,
@@ -209,17 +210,31 @@ describe('polling', () => {
     assert.deepEqual(navigations, []);
   });
 
-  test('Retry-After is a floor on the next wait', async () => {
+  test('Retry-After: a floor on 429/503, a hint within 2-5 s on a 200', async () => {
     const { client, clock } = makeClient([
-      answer({ status: 'processing', progress: 5 }, { 'Retry-After': '9' }),
+      answer({ status: 'processing', progress: 5 }, { 'Retry-After': '4' }),
+      answer({ status: 'processing', progress: 6 }, { 'Retry-After': '30' }),
+      answer({ status: 'processing', progress: 7 }, { 'Retry-After': '1' }),
       json({ error: 'TOO_MANY_REQUESTS', message: 'slow down' }, 429, { 'Retry-After': '12' }),
+      json({ error: 'SERVICE_UNAVAILABLE', message: 'busy' }, 503, { 'Retry-After': '20' }),
       answer({ status: 'completed', progress: 100, result: { downloadUrl: 'u' } }),
     ]);
     client.watch(JOB, () => {}, { immediate: true });
     assert.equal(await clock.next(), 0);
-    assert.equal(await clock.next(), 9000, 'a 200 with Retry-After: 9 waits 9 s, not 2.4 s');
+    assert.equal(await clock.next(), 4000, 'a 200 suggesting 4 s: 4 s, not the scheduled 2.4 s');
+    assert.equal(await clock.next(), 5000, 'a 200 suggesting 30 s: capped at 5 s');
+    assert.equal(await clock.next(), 3456, 'a 200 suggesting 1 s: the schedule still applies');
     assert.equal(await clock.next(), 12000, 'a 429 waits its Retry-After');
+    assert.equal(await clock.next(), 20000, 'a 503 waits its Retry-After');
     assert.equal(clock.pending(), 0);
+  });
+
+  test('nextPoll: the schedule, bent by a hint but kept within the window', () => {
+    assert.equal(nextPoll(1, null), 2400);
+    assert.equal(nextPoll(1, 3000), 3000);
+    assert.equal(nextPoll(1, 60000), 5000);
+    assert.equal(nextPoll(1, 0), 2400);
+    assert.equal(nextPoll(9, 1000), 5000);
   });
 
   test('an ETag is sent back and a 304 reuses the last answer', async () => {
