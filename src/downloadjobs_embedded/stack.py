@@ -346,7 +346,7 @@ class Stack:
     def start(self, name: str) -> None:
         """Start again a process that :meth:`stop` stopped, on the same port."""
         args = self._stopped.pop(name)
-        env = self._operator_env() if name == "operator" else self._api_env()
+        env = self._operator_env() if name.startswith("operator") else self._api_env()
         self.processes[name] = self._spawn(name, args, env)
 
     def wait_http(self, url: str, name: str, timeout: float = 60) -> None:
