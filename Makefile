@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The chart scanners live in their own venv: checkov's pins must not move the project's.
 TOOLS  := .venv-tools
 
-.PHONY: dev demo test system lint unit e2e chart crd clean
+.PHONY: dev demo test system lint unit e2e browser screenshot chart crd clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ dev: $(STAMP) ## run API, operator, embedded cluster and S3 on localhost
 demo: $(STAMP) ## one download end to end, verified
 	$(BIN)/downloadjobs demo
 
-test: system lint unit chart e2e ## everything CI runs
+test: system lint unit chart e2e browser ## everything CI runs
 
 system: ## Debian packages the tests drive (apt-get, when root and missing)
 	$(PYTHON) tools/install_system_packages.py tools/system-packages.txt
@@ -48,6 +48,12 @@ chart: $(STAMP) $(BIN)/helm $(TOOLS)/.installed ## helm lint, kubernetes-validat
 
 e2e: $(STAMP) $(BIN)/kubectl
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest tests/e2e -q
+
+browser: $(STAMP) ## the demo page in Debian's Chromium (Playwright) and the JS client's unit tests
+	$(BIN)/pytest tests/browser -q
+
+screenshot: $(STAMP) ## refresh docs/screenshot.png (the README's) from the browser test
+	DOWNLOADJOBS_SCREENSHOT=docs/screenshot.png $(BIN)/pytest tests/browser -q -k download_shows_progress
 
 crd: $(STAMP) ## regenerate crds/ from the model
 	$(BIN)/downloadjobs crd --write crds/downloadjob.yaml charts/downloadjobs/crds/downloadjob.yaml

@@ -5,7 +5,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from downloadjobs import kube
 from downloadjobs.settings import KubeSettings, S3Settings
-from downloadjobs_api import errors, routes
+from downloadjobs_api import errors, frontend, routes
 from downloadjobs_api.jobs import JobService
 from downloadjobs_api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from downloadjobs_api.settings import ApiSettings
@@ -34,6 +34,7 @@ def create_app(
     app.state.storage = storage
     errors.install(app)
     app.include_router(routes.router)
+    frontend.install(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -93,6 +93,7 @@ class Stack:
     _thread: threading.Thread | None = attrs.field(default=None, init=False)
     _stop: asyncio.Event | None = attrs.field(default=None, init=False)
     processes: dict[str, subprocess.Popen[bytes]] = attrs.field(factory=dict, init=False)
+    _stopped: dict[str, list[str]] = attrs.field(factory=dict, init=False)
 
     @property
     def api_url(self) -> str:
@@ -346,9 +347,18 @@ class Stack:
 
     def restart(self, name: str) -> None:
         """Stop and start one of the processes (fault tests, API restarts)."""
+        self.stop(name)
+        self.start(name)
+
+    def stop(self, name: str) -> None:
+        """Stop one process, keeping its command to :meth:`start` it again (outage tests)."""
         process = self.processes[name]
         self.terminate(process)
-        args: list[str] = list(map(str, process.args))[3:]  # type: ignore[arg-type]
+        self._stopped[name] = list(map(str, process.args))[3:]  # type: ignore[arg-type]
+
+    def start(self, name: str) -> None:
+        """Start again a process that :meth:`stop` stopped, on the same port."""
+        args = self._stopped.pop(name)
         env = self._operator_env() if name.startswith("operator") else self._api_env()
         self.processes[name] = self._spawn(name, args, env)
 
