@@ -6,26 +6,24 @@ entry carries a data descriptor; the standard library's ``zipfile`` switches
 ZIP64 on per entry from the size known by the HEAD request, and for the archive
 when it grows past 4 GiB or 65,535 entries.
 
-While the ZIP writer copies one file, a background thread already downloads
-the next bytes (:class:`ReadAhead`, bounded), and the upload sends earlier
-parts: downloads, CRC32/SHA-256 and uploads overlap instead of taking turns.
+While the ZIP writer copies one file, the GETs of the next files are already
+open (:class:`Prefetch`, bounded) and the upload sends earlier parts on its own
+threads: downloads, CRC32/SHA-256 and uploads overlap instead of taking turns.
 """
 
+import collections
 import concurrent.futures
-import contextlib
 import dataclasses
 import datetime
-import queue
 import random
-import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-CHUNK = 1024 * 1024
+CHUNK = 1024 * 1024  # per-chunk Python work is noise at this size
 
 
 class Sink(Protocol):
@@ -102,87 +100,57 @@ def locate(
     return present, missing
 
 
-class _End:
-    """Marks the end of one source in the read-ahead queue."""
-
-
-@dataclasses.dataclass(frozen=True)
-class _Failed:
-    error: BaseException
-
-
-class ReadAhead:
+class Prefetch:
     """
-    Downloads the sources in order on a background thread, at most ``limit`` bytes ahead.
+    Opens the GETs of the next ``ahead`` sources while the writer streams the current one.
 
-    The queue holds whole chunks as botocore hands them over (no re-buffering),
-    so memory is bounded by ``limit`` plus the chunk in the consumer's hands.
-    A download error is raised in the consumer, at the point it reaches.
+    Each file's first bytes are then already on their way (or waiting in the socket)
+    when the writer reaches it, so a thousand small files do not cost a thousand
+    round trips in a row. The bytes themselves are read on the writer's thread:
+    handing every chunk across threads costs a wake-up per chunk, which a busy node
+    turns into stalls. At most ``ahead`` responses are open beyond the current one.
     """
 
     def __init__(
-        self,
-        sources: Iterable[Source],
-        open_source: Callable[[Source], Body],
-        *,
-        limit: int,
-        chunk_size: int = CHUNK,
+        self, sources: Sequence[Source], open_source: Callable[[Source], Body], *, ahead: int
     ) -> None:
         self._sources = list(sources)
         self._open = open_source
-        self._chunk_size = chunk_size
-        self._queue: queue.Queue[bytes | _End | _Failed] = queue.Queue(
-            maxsize=max(1, limit // chunk_size)
-        )
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
+        self._ahead = max(1, ahead)
+        self._pool = concurrent.futures.ThreadPoolExecutor(self._ahead, "prefetch")
+        self._pending: collections.deque[concurrent.futures.Future[Body]] = collections.deque()
+        self._next = 0
 
-    def __enter__(self) -> "ReadAhead":
-        self._thread.start()
+    def __enter__(self) -> "Prefetch":
+        while self._next < len(self._sources) and len(self._pending) < self._ahead:
+            self._submit()
         return self
 
+    def _submit(self) -> None:
+        self._pending.append(self._pool.submit(self._open, self._sources[self._next]))
+        self._next += 1
+
+    def next_body(self) -> Body:
+        """The open body of the next source, in request order; its open error, if any."""
+        future = self._pending.popleft()
+        if self._next < len(self._sources):
+            self._submit()
+        return future.result()
+
     def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        while self._thread.is_alive():  # unblock a producer waiting for room
-            with contextlib.suppress(queue.Empty):
-                self._queue.get(timeout=0.05)
-        self._thread.join()
+        """Close whatever was opened ahead and not used (the writer failed)."""
+        for future in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        for future in self._pending:
+            if not future.cancelled() and future.exception() is None:
+                _close(future.result())
 
-    def _put(self, item: bytes | _End | _Failed) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
 
-    def _run(self) -> None:
-        try:
-            for source in self._sources:
-                body = self._open(source)
-                try:
-                    for chunk in body.iter_chunks(self._chunk_size):
-                        if not self._put(chunk):
-                            return
-                finally:
-                    close = getattr(body, "close", None)
-                    if close is not None:
-                        close()
-                if not self._put(_End()):
-                    return
-        except BaseException as exc:
-            self._put(_Failed(exc))
-
-    def chunks(self) -> Iterator[bytes]:
-        """The bytes of the next source, chunk by chunk."""
-        while True:
-            item = self._queue.get()
-            if isinstance(item, _End):
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
+def _close(body: Body) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
 
 
 def write_zip(
@@ -194,18 +162,19 @@ def write_zip(
     *,
     compression: int = zipfile.ZIP_STORED,
     delay_ms: tuple[int, int] = (0, 0),
-    read_ahead: int = 8 * CHUNK,
+    prefetch: int = 2,
 ) -> None:
     """
     Stream each source into ``out`` as one ZIP entry, calling ``on_progress`` as bytes flow.
 
     Each chunk is touched once on this thread: ``zipfile`` folds it into the
     entry's CRC32 (and compresses it when asked), ``out`` into the bundle's
-    SHA-256 and its part buffer, both in C.
+    SHA-256 and its part buffer, all in C; ``out`` uploads full parts on its
+    own threads meanwhile, and :class:`Prefetch` opens the next files.
     """
     stamp = datetime.datetime.now(tz=datetime.UTC).timetuple()[:6]
     with (
-        ReadAhead(sources, open_source, limit=read_ahead) as reader,
+        Prefetch(sources, open_source, ahead=prefetch) as bodies,
         zipfile.ZipFile(out, mode="w", compression=compression, allowZip64=True) as archive,
     ):
         for source in sources:
@@ -219,10 +188,14 @@ def write_zip(
             info.compress_type = compression
             info.file_size = source.size
             info.external_attr = 0o644 << 16
-            with archive.open(info, mode="w") as entry:
-                for chunk in reader.chunks():
-                    entry.write(chunk)
-                    progress.bytes_done += len(chunk)
-                    on_progress(progress)
+            body = bodies.next_body()
+            try:
+                with archive.open(info, mode="w") as entry:
+                    for chunk in body.iter_chunks(CHUNK):
+                        entry.write(chunk)
+                        progress.bytes_done += len(chunk)
+                        on_progress(progress)
+            finally:
+                _close(body)
             progress.files_done += 1
             on_progress(progress)

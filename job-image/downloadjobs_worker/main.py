@@ -118,7 +118,7 @@ def build(
             on_progress,
             compression=compression,
             delay_ms=(settings.worker_delay_min_ms, settings.worker_delay_max_ms),
-            read_ahead=settings.worker_read_ahead,
+            prefetch=settings.worker_prefetch,
         )
         out.complete()
     log.info("bundle uploaded: %d bytes", out.size)

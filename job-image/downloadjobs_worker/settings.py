@@ -20,10 +20,11 @@ class WorkerSettings(BaseSettings):
         le=16,
         description="Parts uploaded at once; memory holds this many parts plus one.",
     )
-    worker_read_ahead: int = Field(
-        default=8 * 1024 * 1024,
-        ge=1024 * 1024,
-        description="Source bytes downloaded ahead of the ZIP writer, so GETs overlap PUTs.",
+    worker_prefetch: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="GETs of the next files opened while the current one streams.",
     )
     worker_compression: Literal["stored", "deflated"] = Field(
         default="stored", description="Sources are ZIPs already: storing is as small and faster."

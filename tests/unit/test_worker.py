@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from downloadjobs_worker.bundle import Progress, ReadAhead, Source, locate, write_zip
+from downloadjobs_worker.bundle import Prefetch, Progress, Source, locate, write_zip
 from downloadjobs_worker.upload import MultipartWriter
 from tests.unit.zipcheck import unzip_test
 
@@ -110,63 +110,84 @@ def test_progress_is_by_bytes() -> None:
     assert Progress(files_total=1, bytes_total=0, files_done=1).percent == 100
 
 
-class Chunks:
-    """A source body that yields its chunks and counts how far the producer got."""
+class Opened:
+    """A source body that records whether it was closed."""
 
-    def __init__(self, chunks: list[bytes], fail_after: int | None = None) -> None:
-        self._chunks = chunks
-        self._fail_after = fail_after
-        self.produced = 0
+    def __init__(self, file_id: int) -> None:
+        self.file_id = file_id
         self.closed = False
-
-    def iter_chunks(self, size: int = 0) -> Iterator[bytes]:
-        for index, chunk in enumerate(self._chunks):
-            if index == self._fail_after:
-                raise ConnectionResetError("source went away")
-            self.produced += 1
-            yield chunk
 
     def close(self) -> None:
         self.closed = True
 
 
-def test_read_ahead_keeps_order_and_stays_bounded() -> None:
-    bodies = {
-        1: Chunks([b"a%d" % i for i in range(40)]),
-        2: Chunks([]),
-        3: Chunks([b"c"]),
-    }
-    sources = [Source(i, f"{i}.zip", 0) for i in bodies]
-    read: dict[int, list[bytes]] = {}
-    with ReadAhead(sources, lambda src: bodies[src.file_id], limit=4, chunk_size=1) as reader:
-        for source in sources:
-            read[source.file_id] = []
-            for chunk in reader.chunks():
-                read[source.file_id].append(chunk)
-                # at most the queue (4 chunks) and the one in the producer's hands are ahead
-                produced = sum(body.produced for body in bodies.values())
-                consumed = sum(map(len, read.values()))
-                assert produced - consumed <= 4 + 1
-    assert read == {i: body._chunks for i, body in bodies.items()}
-    assert all(body.closed for body in bodies.values())
+class Opener:
+    """Opens sources, recording the order; fails for ``broken`` ids."""
+
+    def __init__(self, broken: int | None = None) -> None:
+        self.opened: list[int] = []
+        self.bodies: list[Opened] = []
+        self.broken = broken
+        self.lock = threading.Lock()
+
+    def __call__(self, source: Source) -> Any:
+        with self.lock:
+            self.opened.append(source.file_id)
+        if source.file_id == self.broken:
+            raise ConnectionResetError("source went away")
+        body = Opened(source.file_id)
+        self.bodies.append(body)
+        return body
 
 
-def test_read_ahead_raises_a_download_error_where_the_writer_reaches_it() -> None:
-    body = Chunks([b"x", b"y", b"z"], fail_after=2)
-    sources = [Source(1, "1.zip", 3)]
-    seen: list[bytes] = []
-    with (
-        ReadAhead(sources, lambda _: body, limit=8, chunk_size=1) as reader,
-        pytest.raises(ConnectionResetError),
-    ):
-        seen.extend(reader.chunks())
-    assert seen == [b"x", b"y"]
-    assert body.closed
+def sources(count: int) -> list[Source]:
+    return [Source(i, f"{i}.zip", 1) for i in range(1, count + 1)]
 
 
-def test_read_ahead_stops_its_thread_when_the_writer_gives_up() -> None:
-    endless = Chunks([b"z"] * 10_000)
-    with ReadAhead([Source(1, "1.zip", 10_000)], lambda _: endless, limit=2, chunk_size=1) as r:
-        next(r.chunks())
-    assert not any(t.name == "read-ahead" for t in threading.enumerate())
-    assert endless.closed and endless.produced < 10
+def test_prefetch_opens_a_bounded_number_of_files_ahead_in_order() -> None:
+    opener = Opener()
+    taken: list[int] = []
+    with Prefetch(sources(6), opener, ahead=2) as prefetch:
+        for _ in range(6):
+            taken.append(prefetch.next_body().file_id)
+            # the one taken, and at most two more requested: never the whole list
+            assert len(opener.opened) <= len(taken) + 2
+    assert taken == [1, 2, 3, 4, 5, 6]
+    assert sorted(opener.opened) == taken
+
+
+def test_prefetch_raises_an_open_error_where_the_writer_reaches_it() -> None:
+    opener = Opener(broken=2)
+    with Prefetch(sources(3), opener, ahead=2) as prefetch:
+        assert prefetch.next_body().file_id == 1
+        with pytest.raises(ConnectionResetError):
+            prefetch.next_body()
+
+
+def test_prefetch_closes_what_the_writer_never_took() -> None:
+    opener = Opener()
+    with Prefetch(sources(5), opener, ahead=3) as prefetch:
+        first = prefetch.next_body()
+    assert not first.closed  # the writer closes what it takes
+    assert opener.bodies[1:] and all(body.closed for body in opener.bodies[1:])
+    assert not any(t.name.startswith("prefetch") for t in threading.enumerate())
+
+
+def test_a_failed_source_read_closes_its_body_and_the_ones_opened_ahead(s3: Any) -> None:
+    class Broken:
+        closed = False
+
+        def iter_chunks(self, size: int) -> Iterator[bytes]:
+            yield b"x" * 10
+            raise ConnectionResetError("source went away")
+
+        def close(self) -> None:
+            self.closed = True
+
+    bodies = [Broken(), Broken(), Broken()]
+    srcs = [Source(i, f"{i}.zip", 20) for i in range(3)]
+    with pytest.raises(ConnectionResetError), MultipartWriter(s3, "out", "b.zip", PART) as out:
+        write_zip(out, srcs, lambda s: bodies[s.file_id], Progress(3, 60), lambda _: None)
+        out.complete()
+    assert all(body.closed for body in bodies[:2])  # the failed one and the one opened ahead
+    assert s3.list_objects_v2(Bucket="out").get("KeyCount") == 0

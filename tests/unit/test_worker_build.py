@@ -53,7 +53,7 @@ def settings(**overrides: Any) -> WorkerSettings:
         "job_namespace": "ns",
         "worker_part_size": 5 * MiB,
         "worker_upload_concurrency": 3,
-        "worker_read_ahead": MiB,
+        "worker_prefetch": 2,
         **overrides,
     }
     return WorkerSettings.model_validate(values)
