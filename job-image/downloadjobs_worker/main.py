@@ -62,10 +62,11 @@ def build(
     except ValueError as exc:
         raise PermanentFailure("InvalidSpec", f"the job's spec is invalid: {exc}") from exc
 
-    client = s3.client(s3_settings)
+    # Every part upload, the read-ahead, a status probe and the HEADs share the pool.
+    client = s3.client(s3_settings, max_pool_connections=settings.worker_upload_concurrency + 8)
     keys = {file_id: s3_settings.source_key(file_id) for file_id in spec.file_ids}
     try:
-        sources, missing = locate(client, s3_settings.source_bucket, keys)
+        sources, missing = locate(client, s3_settings.source_bucket, keys, workers=8)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in PERMANENT_S3_ERRORS:
@@ -102,7 +103,13 @@ def build(
     compression = (
         zipfile.ZIP_DEFLATED if settings.worker_compression == "deflated" else zipfile.ZIP_STORED
     )
-    with MultipartWriter(client, s3_settings.bundle_bucket, key, settings.worker_part_size) as out:
+    with MultipartWriter(
+        client,
+        s3_settings.bundle_bucket,
+        key,
+        settings.worker_part_size,
+        concurrency=settings.worker_upload_concurrency,
+    ) as out:
         write_zip(
             out,
             sources,
@@ -111,6 +118,7 @@ def build(
             on_progress,
             compression=compression,
             delay_ms=(settings.worker_delay_min_ms, settings.worker_delay_max_ms),
+            prefetch=settings.worker_prefetch,
         )
         out.complete()
     log.info("bundle uploaded: %d bytes", out.size)
@@ -155,6 +163,8 @@ def run() -> int:
     except Exception:
         log.exception("job %s failed; the Job will retry", settings.job_name)
         return EXIT_TRANSIENT
+    finally:
+        reporter.close()
     log.info(
         "job %s done: %s bytes at s3://%s/%s, %d missing",
         settings.job_name,

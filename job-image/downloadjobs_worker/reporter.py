@@ -2,11 +2,16 @@
 Status writes from the worker: progress at most once per interval, the end always.
 
 Progress is best effort (a failed write is logged and the next one carries the
-newer numbers); the final result is retried, since the job depends on it.
+newer numbers) and goes out on a background thread, so a slow API server never
+holds up the bytes; when a write is still in flight, only the newest snapshot
+waits behind it. The final result is written last, after any progress write,
+and retried, since the job depends on it.
 """
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -17,12 +22,25 @@ log = logging.getLogger(__name__)
 
 
 class StatusReporter:
-    def __init__(self, api: Any, namespace: str, name: str, interval: float) -> None:
+    def __init__(
+        self,
+        api: Any,
+        namespace: str,
+        name: str,
+        interval: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._api = api  # kubernetes.client.CustomObjectsApi
         self._namespace = namespace
         self._name = name
         self._interval = interval
-        self._last = 0.0
+        self._clock = clock
+        self._last: float | None = None
+        self._wake = threading.Condition()
+        self._waiting: dict[str, Any] | None = None  # the newest snapshot not yet written
+        self._closed = False
+        self._thread: threading.Thread | None = None
 
     def read(self) -> dict[str, Any]:
         body: dict[str, Any] = self._api.get_namespaced_custom_object(
@@ -31,33 +49,67 @@ class StatusReporter:
         return body
 
     def progress(self, status: model.DownloadJobStatus, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < self._interval:
+        """Queue a progress write unless one went out less than ``interval`` ago; never blocks."""
+        now = self._clock()
+        if not force and self._last is not None and now - self._last < self._interval:
             return
         self._last = now
         status.heartbeat_at = model.utcnow()
-        try:
-            self._patch(status)
-        except ApiException as exc:
-            log.warning("progress not written (%s); the next write carries it", exc.reason)
+        snapshot = status.to_wire()  # taken here: the caller keeps changing ``status``
+        with self._wake:
+            if self._closed:
+                return
+            self._waiting = snapshot
+            self._wake.notify()
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._write_progress, name="status-progress", daemon=True
+                )
+                self._thread.start()
+
+    def _write_progress(self) -> None:
+        while True:
+            with self._wake:
+                while self._waiting is None and not self._closed:
+                    self._wake.wait()
+                snapshot, self._waiting = self._waiting, None
+                if self._closed or snapshot is None:
+                    return
+            try:
+                self._patch(snapshot)
+            except ApiException as exc:
+                log.warning("progress not written (%s); the next write carries it", exc.reason)
+            except Exception as exc:  # the API unreachable: the stream goes on regardless
+                log.warning("progress not written (%s); the next write carries it", exc)
+
+    def close(self) -> None:
+        """Drop any progress not yet written and wait for the one in flight."""
+        with self._wake:
+            self._closed = True
+            self._waiting = None
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join()
 
     def final(self, status: model.DownloadJobStatus, attempts: int = 5) -> None:
+        self.close()  # no late progress write may land after the result
         status.heartbeat_at = model.utcnow()
+        wire = status.to_wire()
         for attempt in range(1, attempts + 1):
             try:
-                self._patch(status)
+                self._patch(wire)
                 return
             except ApiException as exc:
                 if attempt == attempts or (exc.status and 400 <= exc.status < 500):
                     raise
                 time.sleep(min(2**attempt, 10))
 
-    def _patch(self, status: model.DownloadJobStatus) -> None:
+    def _patch(self, wire: dict[str, Any]) -> None:
         self._api.patch_namespaced_custom_object_status(
             model.GROUP,
             model.VERSION,
             self._namespace,
             model.PLURAL,
             self._name,
-            {"status": status.to_wire()},
+            {"status": wire},
         )

@@ -14,6 +14,18 @@ class WorkerSettings(BaseSettings):
     worker_part_size: int = Field(
         default=8 * 1024 * 1024, ge=5 * 1024 * 1024, description="Multipart part size, bytes."
     )
+    worker_upload_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=16,
+        description="Parts uploaded at once; memory holds this many parts plus one.",
+    )
+    worker_prefetch: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="GETs of the next files opened while the current one streams.",
+    )
     worker_compression: Literal["stored", "deflated"] = Field(
         default="stored", description="Sources are ZIPs already: storing is as small and faster."
     )
