@@ -81,6 +81,6 @@ class OperatorSettings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, description="Prometheus metrics port; 0: none.")
     threads: int = Field(default=32, ge=2, description="Threads for blocking API calls.")
     cpu_request: str = "100m"
-    memory_request: str = "128Mi"
+    memory_request: str = "192Mi"
     cpu_limit: str = "1"
     memory_limit: str = "256Mi"
