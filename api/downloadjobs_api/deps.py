@@ -1,11 +1,18 @@
 """FastAPI dependencies: the services a route needs, built once per process."""
 
+import re
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
+from downloadjobs_api.identity import Identity
 from downloadjobs_api.jobs import JobService
+from downloadjobs_api.metrics import Metrics
+from downloadjobs_api.poller import Poller
 from downloadjobs_api.storage import Storage
+
+#: W3C Trace Context, version 00 (an invalid one is ignored, as the spec asks).
+_TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 def get_jobs(request: Request) -> JobService:
@@ -18,11 +25,52 @@ def get_storage(request: Request) -> Storage:
     return storage
 
 
-def get_owner() -> str:
-    """Who is asking. Identity is not configured yet: everyone is the same owner."""
-    return "anonymous"
+def get_poller(request: Request) -> Poller:
+    poller: Poller = request.app.state.poller
+    return poller
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def get_owner(request: Request) -> str:
+    """Who is asking, by the configured identity mode (401 when unknown)."""
+    identity: Identity = request.app.state.identity
+    return identity.owner(request.headers)
+
+
+def get_idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            pattern=r"^[\x21-\x7e]{1,255}$",
+            description="Makes initiate safe to retry: the same key and body give the same job.",
+        ),
+    ] = None,
+) -> str | None:
+    return idempotency_key
+
+
+def get_traceparent(
+    traceparent: Annotated[
+        str | None,
+        Header(description="W3C Trace Context; recorded on the job, given to the worker."),
+    ] = None,
+) -> str | None:
+    if traceparent is None:
+        return None
+    value = traceparent.strip().lower()
+    if not _TRACEPARENT.match(value) or value.split("-")[1] == "0" * 32:
+        return None
+    return value
 
 
 Jobs = Annotated[JobService, Depends(get_jobs)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
+PollerDep = Annotated[Poller, Depends(get_poller)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 Owner = Annotated[str, Depends(get_owner)]
+Idempotency = Annotated[str | None, Depends(get_idempotency_key)]
+Traceparent = Annotated[str | None, Depends(get_traceparent)]
