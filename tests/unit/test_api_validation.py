@@ -26,6 +26,8 @@ class FakeCustomObjects:
 
     def create_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
         body: dict[str, Any] = args[-1]
+        if body["metadata"]["name"] in self.created:
+            raise ApiException(status=409, reason="AlreadyExists")
         self.created[body["metadata"]["name"]] = body
         return body
 
