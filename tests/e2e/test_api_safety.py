@@ -6,6 +6,7 @@ worker, and degraded mode while the Kubernetes API is unreachable.
 """
 
 import concurrent.futures
+import contextlib
 import json
 import socket
 import socketserver
@@ -45,10 +46,8 @@ class CuttableProxy(socketserver.ThreadingTCPServer):
         self.cut.set()
         with self.lock:
             for sock in list(self.open):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 class Pipe(socketserver.BaseRequestHandler):
@@ -69,10 +68,8 @@ class Pipe(socketserver.BaseRequestHandler):
                 pass
             finally:
                 for sock in (src, dst):
-                    try:
+                    with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
 
         back = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
         back.start()

@@ -67,7 +67,7 @@ def test_idempotency_key_returns_the_same_job(make_client: MakeClient) -> None:
 
 def test_a_concurrent_duplicate_loses_the_race_at_the_api_server(make_client: MakeClient) -> None:
     """The cache has not seen the first job yet: the create's AlreadyExists decides."""
-    client, api = make_client()
+    client, _api = make_client()
     first = start(client, [70000], **{"Idempotency-Key": "k"})
     jobs: JobService = client.app.state.jobs  # type: ignore[attr-defined]
     jobs.cache.delete(first.json()["jobId"])  # as if another replica had created it
@@ -248,7 +248,7 @@ def test_json_formatter_carries_the_context_request_id() -> None:
 
 
 def test_metrics(make_client: MakeClient) -> None:
-    client, api = make_client()
+    client, _api = make_client()
     job_id = start(client, [70000]).json()["jobId"]
     client.get(f"/v1/download/jobs/{job_id}")
     client.get("/v1/download/jobs/nope")
