@@ -8,7 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from downloadjobs import kube
 from downloadjobs.settings import KubeSettings, S3Settings
-from downloadjobs_api import errors, logs, routes
+from downloadjobs_api import errors, logs, openapi, routes
 from downloadjobs_api.cache import Watcher
 from downloadjobs_api.identity import Identity
 from downloadjobs_api.jobs import JobService
@@ -73,6 +73,7 @@ def create_app(
     app.state.watcher = watcher
     errors.install(app)
     app.include_router(routes.router)
+    openapi.install(app)
     # Added innermost first: request ids wrap everything, so even a 413 or 429 has one.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(

@@ -66,7 +66,8 @@ def _describe(exc: RequestValidationError) -> str:
 async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     content_type = request.headers.get("content-type", "")
-    if request.method == "POST" and "json" not in content_type.split(";")[0]:
+    about_body = any(err.get("loc", ("",))[0] == "body" for err in exc.errors())
+    if about_body and "json" not in content_type.split(";")[0]:
         return envelope(request, 415, "the request body must be application/json")
     if any(err.get("type") == "json_invalid" for err in exc.errors()):
         return envelope(request, 400, "the request body is not valid JSON")

@@ -29,6 +29,18 @@ Prefer = Annotated[str | None, Header(description="RFC 7240; `wait=N` is a long-
 
 router = APIRouter()
 
+#: OpenAPI links from a created job to what can be done with it (stateful test tools follow them).
+JOB_LINKS = {
+    name: {"operationId": operation, "parameters": {"job_id": "$response.body#/jobId"}}
+    for name, operation in [
+        ("GetJob", "getJob"),
+        ("GetJobStatus", "getJobStatus"),
+        ("DownloadFile", "downloadFile"),
+        ("CancelJob", "cancelJob"),
+        ("RetryJob", "retryJob"),
+    ]
+}
+
 
 @router.post(
     "/v1/download/initiate",
@@ -41,11 +53,17 @@ router = APIRouter()
             "description": "The job created earlier with this Idempotency-Key and body",
             "headers": {**r.COMMON, "Location": r._header("The job's URL.")},
         },
-        202: r.ok("Accepted; poll Location", {**r.COMMON, "Location": r._header("The job's URL.")}),
+        202: {
+            **r.ok(
+                "Accepted; poll Location", {**r.COMMON, "Location": r._header("The job's URL.")}
+            ),
+            "links": JOB_LINKS,
+        },
         422: r.error("The Idempotency-Key was used with another body, or has expired"),
         429: r.error("Too many requests, or too many active jobs", r.RETRY_AFTER),
         503: r.error("Kubernetes is unreachable; retry later", r.RETRY_AFTER),
     },
+    operation_id="initiate",
     tags=["download"],
 )
 def initiate(
@@ -87,6 +105,7 @@ POLL_RESPONSES: r.Responses = {
     "/v1/download/status/{job_id}",
     response_model=schemas.JobStatusResponse,
     responses=POLL_RESPONSES,
+    operation_id="getJobStatus",
     tags=["download"],
 )
 async def job_status(
@@ -105,6 +124,7 @@ async def job_status(
     "/v1/download/jobs/{job_id}",
     response_model=schemas.JobStatusResponse,
     responses=POLL_RESPONSES,
+    operation_id="getJob",
     tags=["download"],
 )
 async def job(
@@ -122,6 +142,7 @@ async def job(
 @router.get(
     "/v1/download/jobs",
     responses={**r.BASE, 200: r.ok("One page of the caller's jobs")},
+    operation_id="listJobs",
     tags=["download"],
 )
 def list_jobs(
@@ -148,6 +169,7 @@ def list_jobs(
             "headers": {**r.COMMON, "Location": r._header("The presigned S3 URL.")},
         },
     },
+    operation_id="downloadFile",
     tags=["download"],
 )
 async def download_file(job_id: JobId, jobs: Jobs, owner: Owner) -> RedirectResponse:
@@ -159,6 +181,7 @@ async def download_file(job_id: JobId, jobs: Jobs, owner: Owner) -> RedirectResp
     "/v1/download/jobs/{job_id}",
     status_code=status.HTTP_202_ACCEPTED,
     responses={**r.READ, **r.CONFLICT, 202: r.ok("Cancellation requested")},
+    operation_id="cancelJob",
     tags=["download"],
 )
 def cancel(job_id: JobId, jobs: Jobs, owner: Owner) -> schemas.JobStatusResponse:
@@ -170,6 +193,7 @@ def cancel(job_id: JobId, jobs: Jobs, owner: Owner) -> schemas.JobStatusResponse
     "/v1/download/jobs/{job_id}/retry",
     status_code=status.HTTP_202_ACCEPTED,
     responses={**r.READ, **r.CONFLICT, 202: r.ok("Queued again")},
+    operation_id="retryJob",
     tags=["download"],
 )
 def retry(job_id: JobId, jobs: Jobs, owner: Owner) -> schemas.JobStatusResponse:
@@ -180,6 +204,7 @@ def retry(job_id: JobId, jobs: Jobs, owner: Owner) -> schemas.JobStatusResponse:
 @router.post(
     "/v1/download/check",
     responses={**r.WRITE, 200: r.ok("Whether the file exists")},
+    operation_id="checkFile",
     tags=["download"],
 )
 def check(body: schemas.CheckRequest, storage: StorageDep) -> schemas.CheckResponse:
@@ -197,6 +222,7 @@ def check(body: schemas.CheckRequest, storage: StorageDep) -> schemas.CheckRespo
             "headers": r.REQUEST_ID,
         },
     },
+    operation_id="health",
     tags=["ops"],
 )
 def get_health(jobs: Jobs, storage: StorageDep) -> JSONResponse:
@@ -216,6 +242,7 @@ def get_health(jobs: Jobs, storage: StorageDep) -> JSONResponse:
             "headers": r.REQUEST_ID,
         },
     },
+    operation_id="ready",
     tags=["ops"],
 )
 def get_ready(jobs: Jobs) -> JSONResponse:
@@ -229,6 +256,7 @@ def get_ready(jobs: Jobs) -> JSONResponse:
     "/metrics",
     response_class=PlainTextResponse,
     responses={200: r.ok("Prometheus text format", r.REQUEST_ID)},
+    operation_id="metrics",
     tags=["ops"],
 )
 def get_metrics(metrics: MetricsDep) -> PlainTextResponse:
