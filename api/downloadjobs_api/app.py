@@ -69,7 +69,7 @@ def create_app(
     app.state.storage = storage
     app.state.identity = identity
     app.state.metrics = metrics
-    app.state.poller = Poller(jobs, settings.max_wait_seconds)
+    app.state.poller = Poller(jobs, identity, settings.max_wait_seconds)
     app.state.watcher = watcher
     errors.install(app)
     app.include_router(routes.router)
@@ -112,5 +112,6 @@ def create_app(
         RequestIdMiddleware,
         hsts_max_age=settings.hsts_max_age,
         csp=settings.content_security_policy,
+        access_log=settings.access_log,
     )
     return app

@@ -1,4 +1,9 @@
-"""FastAPI dependencies: the services a route needs, built once per process."""
+"""
+FastAPI dependencies: the services a route needs, built once per process.
+
+They are ``async def`` although they do no I/O: FastAPI runs a plain ``def``
+dependency in its thread pool, a thread hop per dependency per request.
+"""
 
 import re
 from typing import Annotated
@@ -8,40 +13,34 @@ from fastapi import Depends, Header, Request
 from downloadjobs_api.identity import Identity
 from downloadjobs_api.jobs import JobService
 from downloadjobs_api.metrics import Metrics
-from downloadjobs_api.poller import Poller
 from downloadjobs_api.storage import Storage
 
 #: W3C Trace Context, version 00 (an invalid one is ignored, as the spec asks).
 _TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
-def get_jobs(request: Request) -> JobService:
+async def get_jobs(request: Request) -> JobService:
     jobs: JobService = request.app.state.jobs
     return jobs
 
 
-def get_storage(request: Request) -> Storage:
+async def get_storage(request: Request) -> Storage:
     storage: Storage = request.app.state.storage
     return storage
 
 
-def get_poller(request: Request) -> Poller:
-    poller: Poller = request.app.state.poller
-    return poller
-
-
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
 
-def get_owner(request: Request) -> str:
+async def get_owner(request: Request) -> str:
     """Who is asking, by the configured identity mode (401 when unknown)."""
     identity: Identity = request.app.state.identity
     return identity.owner(request.headers)
 
 
-def get_idempotency_key(
+async def get_idempotency_key(
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -53,7 +52,7 @@ def get_idempotency_key(
     return idempotency_key
 
 
-def get_traceparent(
+async def get_traceparent(
     traceparent: Annotated[
         str | None,
         Header(description="W3C Trace Context; recorded on the job, given to the worker."),
@@ -69,7 +68,6 @@ def get_traceparent(
 
 Jobs = Annotated[JobService, Depends(get_jobs)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
-PollerDep = Annotated[Poller, Depends(get_poller)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 Owner = Annotated[str, Depends(get_owner)]
 Idempotency = Annotated[str | None, Depends(get_idempotency_key)]

@@ -21,6 +21,7 @@ from downloadjobs_api.jobs import (
     KubernetesUnavailable,
     TooManyActiveJobs,
 )
+from downloadjobs_api.poller import BadPollParameter
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ async def on_idempotency(request: Request, exc: Exception) -> JSONResponse:
     return envelope(request, 422, str(exc))
 
 
-async def on_bad_cursor(request: Request, exc: Exception) -> JSONResponse:
+async def on_bad_parameter(request: Request, exc: Exception) -> JSONResponse:
     return envelope(request, 400, str(exc))
 
 
@@ -130,7 +131,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(JobNotFound, on_not_found)
     app.add_exception_handler(JobConflict, on_conflict)
     app.add_exception_handler(IdempotencyMismatch, on_idempotency)
-    app.add_exception_handler(InvalidCursor, on_bad_cursor)
+    app.add_exception_handler(InvalidCursor, on_bad_parameter)
+    app.add_exception_handler(BadPollParameter, on_bad_parameter)
     app.add_exception_handler(TooManyActiveJobs, on_too_many_jobs)
     app.add_exception_handler(KubernetesUnavailable, on_unavailable)
     app.add_exception_handler(Unauthenticated, on_unauthenticated)

@@ -23,8 +23,15 @@ class RequestIdMiddleware:
     request carries the id, and one access line is logged per request.
     """
 
-    def __init__(self, app: ASGIApp, hsts_max_age: int = 31536000, csp: str = "") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        hsts_max_age: int = 31536000,
+        csp: str = "",
+        access_log: str = "all",
+    ) -> None:
         self.app = app
+        self.access_log = access_log
         self.security = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
@@ -59,19 +66,31 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            access.info(
-                "%s %s %s",
-                scope["method"],
-                scope["path"],
-                code,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": code,
-                    "durationMs": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            if self._loggable(scope["method"], code):
+                self._log(scope, code, started)
             logs.request_id.reset(token)
+
+    def _loggable(self, method: str, code: int) -> bool:
+        if self.access_log == "all":
+            return True
+        if self.access_log == "none":
+            return False
+        return method not in ("GET", "HEAD", "OPTIONS") or code >= 400
+
+    @staticmethod
+    def _log(scope: Scope, code: int, started: float) -> None:
+        access.info(
+            "%s %s %s",
+            scope["method"],
+            scope["path"],
+            code,
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": code,
+                "durationMs": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
 
 
 class BodyLimitMiddleware:

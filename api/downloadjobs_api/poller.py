@@ -4,22 +4,47 @@ poll (``Retry-After``), the bounded long-poll, and the stale-data warning while
 the Kubernetes API is unreachable.
 """
 
-from fastapi import Response
+from fastapi import Request, Response
 
 from downloadjobs import model
 from downloadjobs_api import polling
 from downloadjobs_api.cache import resource_version
+from downloadjobs_api.identity import Identity
 from downloadjobs_api.jobs import JobNotFound, JobService
 
 #: RFC 9111's warning for an answer that may be out of date (kept for clients
 #: that read it; the ``X-Data-Stale`` header says the same plainly).
 STALE_WARNING = '110 - "Response is Stale"'
+#: The longest long-poll a client may ask for, well inside any proxy's timeout.
+MAX_WAIT = 25
+
+
+class BadPollParameter(ValueError):
+    """An invalid waitSeconds (400)."""
 
 
 class Poller:
-    def __init__(self, jobs: JobService, max_wait: int) -> None:
+    def __init__(self, jobs: JobService, identity: Identity, max_wait: int) -> None:
         self.jobs = jobs
+        self.identity = identity
         self.max_wait = max_wait
+
+    async def answer_request(self, job_id: str, request: Request) -> Response:
+        """:meth:`answer` with the caller, the ETag and the wait read from ``request``."""
+        raw = request.query_params.get("waitSeconds")
+        wait = None
+        if raw is not None:
+            if not raw.isdigit() or int(raw) > MAX_WAIT:
+                raise BadPollParameter(f"waitSeconds: an integer from 0 to {MAX_WAIT}")
+            wait = int(raw)
+        headers = request.headers
+        return await self.answer(
+            job_id,
+            self.identity.owner(headers),
+            headers.get("if-none-match"),
+            wait,
+            headers.get("prefer"),
+        )
 
     async def answer(
         self,

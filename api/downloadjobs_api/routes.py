@@ -1,32 +1,19 @@
 """The HTTP routes: each one validates through its models and calls one service."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 
 from downloadjobs_api import health, schemas
 from downloadjobs_api import responses as r
-from downloadjobs_api.deps import Idempotency, Jobs, MetricsDep, Owner, PollerDep, StorageDep
+from downloadjobs_api.deps import Idempotency, Jobs, MetricsDep, Owner, StorageDep
 from downloadjobs_api.deps import Traceparent as TraceparentDep
+from downloadjobs_api.poller import Poller
 
 #: A job id is the DownloadJob's name: a DNS subdomain (UUIDs for the API's own).
 JOB_ID_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="The job's id.")]
-WaitSeconds = Annotated[
-    int | None,
-    Query(
-        ge=0,
-        le=25,
-        description="Long-poll: answer as soon as the job changes, or after this many seconds.",
-    ),
-]
-IfNoneMatch = Annotated[
-    str | None,
-    Header(description="An ETag of an earlier answer: 304 while the job is unchanged."),
-]
-Prefer = Annotated[str | None, Header(description="RFC 7240; `wait=N` is a long-poll (N <= 25).")]
-
 router = APIRouter()
 
 #: OpenAPI links from a created job to what can be done with it (stateful test tools follow them).
@@ -99,44 +86,61 @@ POLL_RESPONSES: r.Responses = {
         "headers": r.POLL_HEADERS,
     },
 }
+#: The poll's optional parameters, documented here and read by the Poller from the request:
+#: polls are the hot path, and FastAPI's per-parameter machinery costs more than the poll.
+POLL_PARAMETERS: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "waitSeconds",
+            "in": "query",
+            "required": False,
+            "description": "Long-poll: answer as soon as the job changes, or after this many s.",
+            "schema": {"type": "integer", "minimum": 0, "maximum": 25},
+        },
+        {
+            "name": "If-None-Match",
+            "in": "header",
+            "required": False,
+            "description": "An ETag of an earlier answer: 304 while the job is unchanged.",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "Prefer",
+            "in": "header",
+            "required": False,
+            "description": "RFC 7240; `wait=N` is a long-poll (N is capped at 25).",
+            "schema": {"type": "string"},
+        },
+    ]
+}
 
 
 @router.get(
     "/v1/download/status/{job_id}",
     response_model=schemas.JobStatusResponse,
     responses=POLL_RESPONSES,
+    openapi_extra=POLL_PARAMETERS,
     operation_id="getJobStatus",
     tags=["download"],
 )
-async def job_status(
-    job_id: JobId,
-    poller: PollerDep,
-    owner: Owner,
-    wait_seconds: Annotated[WaitSeconds, Query(alias="waitSeconds")] = None,
-    if_none_match: IfNoneMatch = None,
-    prefer: Prefer = None,
-) -> Response:
+async def job_status(job_id: JobId, request: Request) -> Response:
     """Where a job is; carries a fresh download URL once it is completed."""
-    return await poller.answer(job_id, owner, if_none_match, wait_seconds, prefer)
+    poller: Poller = request.app.state.poller
+    return await poller.answer_request(job_id, request)
 
 
 @router.get(
     "/v1/download/jobs/{job_id}",
     response_model=schemas.JobStatusResponse,
     responses=POLL_RESPONSES,
+    openapi_extra=POLL_PARAMETERS,
     operation_id="getJob",
     tags=["download"],
 )
-async def job(
-    job_id: JobId,
-    poller: PollerDep,
-    owner: Owner,
-    wait_seconds: Annotated[WaitSeconds, Query(alias="waitSeconds")] = None,
-    if_none_match: IfNoneMatch = None,
-    prefer: Prefer = None,
-) -> Response:
+async def job(job_id: JobId, request: Request) -> Response:
     """The same answer as ``/v1/download/status/{job_id}``."""
-    return await poller.answer(job_id, owner, if_none_match, wait_seconds, prefer)
+    poller: Poller = request.app.state.poller
+    return await poller.answer_request(job_id, request)
 
 
 @router.get(

@@ -3,6 +3,7 @@
 import enum
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,7 +35,8 @@ class ApiSettings(BaseSettings):
     )
 
     poll_rate: str = Field(
-        default="600/minute", description="Polls (GET) per client, in `limits` notation."
+        default="600/minute",
+        description="Polls (GET) per client: N/second, N/minute, N/hour or N/day.",
     )
     initiate_rate: str = Field(
         default="60/minute", description="Writes (POST, DELETE) per client, separately."
@@ -50,6 +52,13 @@ class ApiSettings(BaseSettings):
     )
     watch_timeout_seconds: int = Field(
         default=300, ge=5, description="Each watch request's server-side timeout; then resume."
+    )
+    access_log: Literal["all", "writes-and-errors", "none"] = Field(
+        default="writes-and-errors",
+        description=(
+            "One JSON line per request: all, or only writes and 4xx/5xx answers (successful "
+            "polls are counted in /metrics instead: 10,000 pollers would flood the logs)."
+        ),
     )
     hsts_max_age: int = Field(default=31536000, ge=0, description="Strict-Transport-Security.")
     content_security_policy: str = Field(
