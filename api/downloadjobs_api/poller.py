@@ -76,10 +76,7 @@ class Poller:
             headers["Warning"] = STALE_WARNING
             headers["X-Data-Stale"] = "true"
         if polling.matches(if_none_match, tag):
-            status = model.parse_status(body)
-            eta = polling.eta_seconds(status, model.utcnow())
-            phase = status.phase or model.Phase.QUEUED
-            after = polling.retry_after(phase, status.queue_position, eta)
+            after = polling.retry_after_of(body, model.utcnow())
             if after is not None:
                 headers["Retry-After"] = str(after)
             return Response(status_code=304, headers=headers)

@@ -88,3 +88,25 @@ def parse_prefer_wait(prefer: str | None) -> int | None:
 def phase_terminal(body: dict[str, Any]) -> bool:
     raw = (body.get("status") or {}).get("phase")
     return raw in ("Completed", "Failed", "Cancelled")
+
+
+def retry_after_of(body: dict[str, Any], now: datetime.datetime) -> int | None:
+    """
+    :func:`retry_after` straight from a resource body, for the 304 answer: the
+    cheapest poll should not pay for validating the whole status.
+    """
+    raw = body.get("status") or {}
+    try:
+        phase = model.Phase(raw.get("phase") or model.Phase.QUEUED)
+    except ValueError:
+        phase = model.Phase.QUEUED
+    eta = None
+    if phase is model.Phase.PROCESSING and raw.get("startedAt"):
+        status = model.DownloadJobStatus(
+            phase=phase,
+            started_at=datetime.datetime.fromisoformat(raw["startedAt"].replace("Z", "+00:00")),
+            bytes_done=raw.get("bytesDone"),
+            bytes_total=raw.get("bytesTotal"),
+        )
+        eta = eta_seconds(status, now)
+    return retry_after(phase, raw.get("queuePosition"), eta)

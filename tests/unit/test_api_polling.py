@@ -70,3 +70,29 @@ def test_fixed_window() -> None:
     assert FixedWindow("10 per 5 seconds").seconds == 5
     with pytest.raises(ValueError, match="rate"):
         FixedWindow("lots")
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        None,
+        {"phase": "Queued", "queuePosition": 4},
+        {"phase": "Processing", "startedAt": "2026-01-01T00:00:00Z"},
+        {
+            "phase": "Processing",
+            "startedAt": "2026-01-01T00:00:00Z",
+            "bytesDone": 10,
+            "bytesTotal": 100,
+        },
+        {"phase": "Completed"},
+        {"phase": "Bogus"},
+    ],
+)
+def test_the_304_path_suggests_what_the_200_path_does(status: dict[str, object] | None) -> None:
+    body = {"metadata": {"name": "j"}, "status": status}
+    now = T0 + datetime.timedelta(seconds=40)
+    parsed = model.parse_status(body) if status and status.get("phase") != "Bogus" else None
+    phase = (parsed.phase if parsed else None) or model.Phase.QUEUED
+    eta = polling.eta_seconds(parsed, now) if parsed else None
+    expected = polling.retry_after(phase, parsed.queue_position if parsed else None, eta)
+    assert polling.retry_after_of(body, now) == expected
