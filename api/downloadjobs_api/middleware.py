@@ -60,7 +60,11 @@ class RequestIdMiddleware:
             nonlocal code
             if message["type"] == "http.response.start":
                 code = message["status"]
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = list(message.get("headers", []))
+                # A response that sets its own policy (the demo page's) keeps it.
+                present = {name.lower() for name, _ in headers}
+                headers += [h for h in extra if h[0] not in present]
+                message["headers"] = headers
             await send(message)
 
         try:

@@ -315,3 +315,18 @@ def test_the_worker_gets_the_trace_of_the_request() -> None:
     job = manifests.build_job(body, S3Settings(), OperatorSettings())
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["TRACEPARENT"] == TRACEPARENT
+
+
+def test_a_route_that_sets_its_own_policy_keeps_it(make_client: MakeClient) -> None:
+    client, _ = make_client()
+    app = client.app
+
+    @app.get("/own-policy")  # type: ignore[attr-defined]
+    def own() -> Any:
+        from fastapi.responses import PlainTextResponse
+
+        return PlainTextResponse("x", headers={"Content-Security-Policy": "default-src 'none'"})
+
+    response = client.get("/own-policy")
+    assert response.headers.get_list("content-security-policy") == ["default-src 'none'"]
+    assert response.headers["x-request-id"]
