@@ -28,7 +28,7 @@ CHECKS = [
     checks.response_headers_conformance,
     checks.response_schema_conformance,
 ]
-EXAMPLES = 50  # per operation and mode: 11 operations, about 1100 requests, and stateful runs
+EXAMPLES = 60  # per operation and mode (22 runs), and the stateful runs: about 1300 requests
 SETTINGS = settings(
     max_examples=EXAMPLES,
     database=None,
