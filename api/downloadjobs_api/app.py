@@ -1,13 +1,21 @@
 """The FastAPI application: wiring of settings, services, middleware and routes."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from downloadjobs import kube
 from downloadjobs.settings import KubeSettings, S3Settings
-from downloadjobs_api import errors, frontend, routes
+from downloadjobs_api import errors, frontend, logs, openapi, routes
+from downloadjobs_api.cache import Watcher
+from downloadjobs_api.identity import Identity
 from downloadjobs_api.jobs import JobService
+from downloadjobs_api.metrics import Metrics, MetricsMiddleware
 from downloadjobs_api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from downloadjobs_api.poller import Poller
+from downloadjobs_api.ratelimit import RateLimitMiddleware
 from downloadjobs_api.settings import ApiSettings
 from downloadjobs_api.storage import Storage
 
@@ -16,33 +24,95 @@ def create_app(
     jobs: JobService | None = None,
     storage: Storage | None = None,
     settings: ApiSettings | None = None,
+    watch: bool | None = None,
 ) -> FastAPI:
-    """Build the app; services default to ones configured from the environment."""
+    """
+    Build the app; services default to ones configured from the environment.
+    ``watch`` starts the watch that feeds the job cache with the app (by default
+    only when the JobService is built here, i.e. talks to a real API server).
+    """
     settings = settings or ApiSettings()
     if storage is None:
         storage = Storage(S3Settings())
     if jobs is None:
+        logs.configure()
         kube.load_config()
-        jobs = JobService.from_client(KubeSettings().namespace, storage)
+        jobs = JobService.from_client(KubeSettings().namespace, storage, settings)
+        watch = True if watch is None else watch
+    watcher = (
+        Watcher(jobs.api, jobs.namespace, jobs.cache, settings.watch_timeout_seconds)
+        if watch
+        else None
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if watcher is not None:
+            watcher.start()
+        yield
+        if watcher is not None:
+            watcher.stop()
 
     app = FastAPI(
         title="DownloadJobs",
         version="0.1.0",
-        description="Long-running bundle downloads: initiate, poll, download from S3.",
+        description=(
+            "Long-running bundle downloads: initiate, poll, download from S3. "
+            "Polls are answered from an in-memory watch cache; use ETag/If-None-Match "
+            "and Retry-After to poll cheaply."
+        ),
+        lifespan=lifespan,
     )
+    identity = Identity(settings)
+    metrics = Metrics(jobs.cache)
     app.state.jobs = jobs
     app.state.storage = storage
+    app.state.identity = identity
+    app.state.metrics = metrics
+    app.state.poller = Poller(jobs, identity, settings.max_wait_seconds)
+    app.state.watcher = watcher
     errors.install(app)
     app.include_router(routes.router)
     frontend.install(app)
+    openapi.install(app)
+    # Added innermost first: request ids wrap everything, so even a 413 or 429 has one.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(
+        RateLimitMiddleware,
+        identity=identity,
+        poll_rate=settings.poll_rate,
+        write_rate=settings.initiate_rate,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Location"],
+            allow_headers=[
+                "Content-Type",
+                "X-Request-ID",
+                "Authorization",
+                "If-None-Match",
+                "Idempotency-Key",
+                "Prefer",
+                "traceparent",
+            ],
+            expose_headers=[
+                "X-Request-ID",
+                "Location",
+                "ETag",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "X-Data-Stale",
+            ],
         )
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(
+        RequestIdMiddleware,
+        hsts_max_age=settings.hsts_max_age,
+        csp=settings.content_security_policy,
+        access_log=settings.access_log,
+    )
     return app

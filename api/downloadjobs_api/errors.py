@@ -12,17 +12,31 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from downloadjobs_api.jobs import JobConflict, JobNotFound
+from downloadjobs_api.identity import Unauthenticated
+from downloadjobs_api.jobs import (
+    IdempotencyMismatch,
+    InvalidCursor,
+    JobConflict,
+    JobNotFound,
+    KubernetesUnavailable,
+    TooManyActiveJobs,
+)
+from downloadjobs_api.poller import BadPollParameter
 
 log = logging.getLogger(__name__)
+
+#: Suggested wait before retrying a 503 (Kubernetes unreachable) or a 429 (too many jobs).
+RETRY_AFTER_SECONDS = 5
 
 _CODES = {
     400: "VALIDATION_ERROR",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    401: "UNAUTHENTICATED",
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "IDEMPOTENCY_KEY_MISMATCH",
     429: "TOO_MANY_REQUESTS",
     500: "INTERNAL_ERROR",
     503: "SERVICE_UNAVAILABLE",
@@ -53,7 +67,8 @@ def _describe(exc: RequestValidationError) -> str:
 async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     content_type = request.headers.get("content-type", "")
-    if request.method == "POST" and "json" not in content_type.split(";")[0]:
+    about_body = any(err.get("loc", ("",))[0] == "body" for err in exc.errors())
+    if about_body and "json" not in content_type.split(";")[0]:
         return envelope(request, 415, "the request body must be application/json")
     if any(err.get("type") == "json_invalid" for err in exc.errors()):
         return envelope(request, 400, "the request body is not valid JSON")
@@ -76,6 +91,35 @@ async def on_conflict(request: Request, exc: Exception) -> JSONResponse:
     return envelope(request, 409, str(exc))
 
 
+async def on_idempotency(request: Request, exc: Exception) -> JSONResponse:
+    return envelope(request, 422, str(exc))
+
+
+async def on_bad_parameter(request: Request, exc: Exception) -> JSONResponse:
+    return envelope(request, 400, str(exc))
+
+
+async def on_too_many_jobs(request: Request, exc: Exception) -> JSONResponse:
+    response = envelope(request, 429, str(exc), error="TOO_MANY_ACTIVE_JOBS")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("kubernetes unavailable: %s", exc)
+    response = envelope(
+        request, 503, "the job store is unreachable for now; retry shortly", "SERVICE_UNAVAILABLE"
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+async def on_unauthenticated(request: Request, exc: Exception) -> JSONResponse:
+    response = envelope(request, 401, str(exc))
+    response.headers["WWW-Authenticate"] = 'Bearer realm="downloadjobs"'
+    return response
+
+
 async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error (request %s)", request_id(request))
     return envelope(request, 500, "internal error; quote the request id when reporting it")
@@ -86,4 +130,10 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(JobNotFound, on_not_found)
     app.add_exception_handler(JobConflict, on_conflict)
+    app.add_exception_handler(IdempotencyMismatch, on_idempotency)
+    app.add_exception_handler(InvalidCursor, on_bad_parameter)
+    app.add_exception_handler(BadPollParameter, on_bad_parameter)
+    app.add_exception_handler(TooManyActiveJobs, on_too_many_jobs)
+    app.add_exception_handler(KubernetesUnavailable, on_unavailable)
+    app.add_exception_handler(Unauthenticated, on_unauthenticated)
     app.add_exception_handler(Exception, on_unexpected)

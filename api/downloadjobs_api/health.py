@@ -20,9 +20,29 @@ def _probe(name: str, fn: Callable[[], None]) -> str:
 
 
 def check(jobs: JobService, storage: Storage) -> schemas.HealthResponse:
-    checks = {"storage": _probe("storage", storage.ping), "kubernetes": _probe("kube", jobs.ping)}
+    """
+    ``kubernetes`` is the watch's connection and ``cache`` its first full list:
+    both are known without a request to the API server.
+    """
+    checks = {
+        "storage": _probe("storage", storage.ping),
+        "kubernetes": "ok" if jobs.cache.connected else "error",
+        "cache": "ok" if jobs.cache.synced.is_set() else "error",
+    }
     healthy = all(v == "ok" for v in checks.values())
     return schemas.HealthResponse(
         status="healthy" if healthy else "unhealthy",
         checks=checks,
+    )
+
+
+def ready(jobs: JobService) -> schemas.HealthResponse:
+    """
+    Ready once the cache has synced, and ready still while the watch is down:
+    the cache answers polls (marked stale), which beats no answer at all.
+    """
+    synced = jobs.cache.synced.is_set()
+    return schemas.HealthResponse(
+        status="healthy" if synced else "unhealthy",
+        checks={"cache": "ok" if synced else "error"},
     )

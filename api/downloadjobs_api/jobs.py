@@ -1,20 +1,41 @@
 """
-The DownloadJob store: creating and reading resources on the Kubernetes API.
+The DownloadJob store: creating resources on the Kubernetes API, reading them
+from the watch cache.
 
 Everything the routes need about jobs goes through :class:`JobService`, so the
-routes stay free of Kubernetes details and the tests can swap the store.
+routes stay free of Kubernetes details and the tests can swap the store. Reads
+come from :class:`~downloadjobs_api.cache.JobCache`; only a job this replica has
+not seen yet costs one GET, after which it is cached too.
 """
 
+import base64
+import binascii
 import datetime
+import hashlib
+import json
 import uuid
 from typing import Any
 
+import anyio.to_thread
 import kubernetes
+import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from downloadjobs import model
-from downloadjobs_api import schemas
+from downloadjobs_api import polling, schemas
+from downloadjobs_api.cache import JobCache
+from downloadjobs_api.settings import ApiSettings
 from downloadjobs_api.storage import Storage
+
+#: The SHA-256 of an initiate request made with an Idempotency-Key, to tell a
+#: replay (same body) from a misuse of the key (another body).
+ANNOTATION_REQUEST_SHA256 = f"{model.GROUP}/request-sha256"
+#: Seeds the job names derived from (owner, Idempotency-Key).
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c7e0a-4a53-4c1e-9a55-2b8f0f7d9c11")
+#: The User-Agent of the API's requests to the Kubernetes API server.
+USER_AGENT = "downloadjobs-api/0.1.0"
+#: What the Kubernetes client raises when the API server cannot be reached.
+_UNREACHABLE = (urllib3.exceptions.HTTPError, OSError)
 
 
 class JobNotFound(LookupError):
@@ -25,40 +46,259 @@ class JobConflict(Exception):
     """The job is not in a state where the request makes sense (409)."""
 
 
+class JobNotReady(JobConflict):
+    """The job has no bundle to download yet (409)."""
+
+
+class IdempotencyMismatch(ValueError):
+    """The Idempotency-Key was used with another body, or is too old to reuse (422)."""
+
+
+class TooManyActiveJobs(Exception):
+    """The owner has as many queued or processing jobs as allowed (429)."""
+
+
+class KubernetesUnavailable(Exception):
+    """The Kubernetes API cannot be reached: writes must wait (503)."""
+
+
+def owner_of(body: dict[str, Any]) -> str:
+    return str(body.get("spec", {}).get("owner") or "anonymous")
+
+
+def phase_of(body: dict[str, Any]) -> model.Phase:
+    raw = (body.get("status") or {}).get("phase")
+    try:
+        return model.Phase(raw) if raw else model.Phase.QUEUED
+    except ValueError:
+        return model.Phase.QUEUED
+
+
+def submitted_at(body: dict[str, Any]) -> str:
+    meta = body["metadata"]
+    return str(
+        (meta.get("annotations") or {}).get(model.ANNOTATION_SUBMITTED_AT)
+        or meta.get("creationTimestamp")
+        or ""
+    )
+
+
+def request_digest(request: schemas.InitiateRequest) -> str:
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotent_name(owner: str, key: str) -> str:
+    """
+    The job name for (owner, key): the same pair always names the same resource,
+    so the API server's AlreadyExists makes concurrent duplicates one job.
+    """
+    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{owner}\n{key}"))
+
+
+def _encode_cursor(body: dict[str, Any]) -> str:
+    raw = json.dumps([submitted_at(body), body["metadata"]["name"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, name = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidCursor("the cursor is not one this API returned") from exc
+    if not isinstance(stamp, str) or not isinstance(name, str):
+        raise InvalidCursor("the cursor is not one this API returned")
+    return stamp, name
+
+
+class InvalidCursor(ValueError):
+    """A list cursor this API did not make (400)."""
+
+
 class JobService:
-    def __init__(self, api: Any, namespace: str, storage: Storage) -> None:
+    def __init__(
+        self,
+        api: Any,
+        namespace: str,
+        storage: Storage,
+        cache: JobCache | None = None,
+        settings: ApiSettings | None = None,
+    ) -> None:
         self._api = api  # kubernetes.client.CustomObjectsApi
         self._namespace = namespace
         self._storage = storage
+        self.cache = cache if cache is not None else JobCache()
+        self.settings = settings or ApiSettings()
 
     @classmethod
-    def from_client(cls, namespace: str, storage: Storage) -> "JobService":
-        return cls(kubernetes.client.CustomObjectsApi(), namespace, storage)
+    def from_client(
+        cls, namespace: str, storage: Storage, settings: ApiSettings | None = None
+    ) -> "JobService":
+        client = kubernetes.client.ApiClient()
+        client.user_agent = USER_AGENT  # tells the API's requests apart in audit logs
+        api = kubernetes.client.CustomObjectsApi(client)
+        return cls(api, namespace, storage, settings=settings)
 
-    def create(self, request: schemas.InitiateRequest, owner: str) -> schemas.InitiateResponse:
+    @property
+    def api(self) -> Any:
+        return self._api
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def create(
+        self,
+        request: schemas.InitiateRequest,
+        owner: str,
+        idempotency_key: str | None = None,
+        traceparent: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """
+        The job for ``request``: a new one (True), or with an ``idempotency_key``
+        already used with the same body, the one it created then (False).
+        """
+        digest = request_digest(request)
+        if idempotency_key is not None:
+            name = idempotent_name(owner, idempotency_key)
+            existing = self.cache.get(name)
+            if existing is not None:
+                return self._replay(existing, digest), False
+        else:
+            name = str(uuid.uuid4())
+        self._check_active(owner)
         spec = model.DownloadJobSpec(file_ids=request.file_ids, owner=owner)
-        job_id = str(uuid.uuid4())
+        annotations = {
+            model.ANNOTATION_SUBMITTED_AT: datetime.datetime.now(tz=datetime.UTC).isoformat()
+        }
+        if idempotency_key is not None:
+            annotations[ANNOTATION_REQUEST_SHA256] = digest
+        if traceparent is not None:
+            annotations[model.ANNOTATION_TRACEPARENT] = traceparent
         body = {
             "apiVersion": model.API_VERSION,
             "kind": model.KIND,
             "metadata": {
-                "name": job_id,
+                "name": name,
                 "namespace": self._namespace,
                 "labels": {model.LABEL_MANAGED_BY: model.MANAGED_BY},
-                "annotations": {
-                    model.ANNOTATION_SUBMITTED_AT: datetime.datetime.now(
-                        tz=datetime.UTC
-                    ).isoformat()
-                },
+                "annotations": annotations,
             },
             "spec": spec.to_wire(),
         }
-        self._api.create_namespaced_custom_object(
-            model.GROUP, model.VERSION, self._namespace, model.PLURAL, body
-        )
-        return schemas.InitiateResponse(jobId=job_id, totalFileIds=len(spec.file_ids))
+        try:
+            created: dict[str, Any] = self._api.create_namespaced_custom_object(
+                model.GROUP, model.VERSION, self._namespace, model.PLURAL, body
+            )
+        except ApiException as exc:
+            if exc.status == 409 and idempotency_key is not None:
+                return self._replay(self._fetch(name), digest), False
+            if exc.status == 0 or exc.status >= 500:
+                raise KubernetesUnavailable(str(exc.reason)) from exc
+            raise
+        except _UNREACHABLE as exc:
+            raise KubernetesUnavailable(str(exc)) from exc
+        if not isinstance(created, dict) or "metadata" not in created:
+            created = body
+        self.cache.put(created)  # read-your-writes: the next poll finds it here
+        return created, True
 
-    def fetch(self, job_id: str) -> dict[str, Any]:
+    def _replay(self, existing: dict[str, Any], digest: str) -> dict[str, Any]:
+        annotations = existing["metadata"].get("annotations") or {}
+        if annotations.get(ANNOTATION_REQUEST_SHA256) != digest:
+            raise IdempotencyMismatch(
+                "this Idempotency-Key was used with another request body; use a new key"
+            )
+        stamp = submitted_at(existing)
+        if stamp:
+            then = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            age = datetime.datetime.now(tz=datetime.UTC) - then
+            if age.total_seconds() > self.settings.idempotency_window_seconds:
+                raise IdempotencyMismatch(
+                    "this Idempotency-Key has expired (it is older than "
+                    f"{self.settings.idempotency_window_seconds} s); use a new key"
+                )
+        return existing
+
+    def _check_active(self, owner: str) -> None:
+        limit = self.settings.max_active_jobs_per_owner
+        active = sum(
+            1
+            for body in self.cache.values()
+            if owner_of(body) == owner and not phase_of(body).terminal
+        )
+        if active >= limit:
+            raise TooManyActiveJobs(
+                f"you have {active} queued or processing jobs, the most allowed is {limit}; "
+                "wait for one to finish or cancel one"
+            )
+
+    def cancel(self, job_id: str, owner: str) -> schemas.JobStatusResponse:
+        """Ask the operator to cancel; a finished job cannot be (409)."""
+        body = self.lookup(job_id, owner)
+        phase = model.parse_status(body).phase
+        if phase is not None and phase.terminal:
+            raise JobConflict(f"job {job_id} is {phase.value.lower()} already; nothing to cancel")
+        return self._request(body, model.ANNOTATION_CANCEL)
+
+    def retry(self, job_id: str, owner: str) -> schemas.JobStatusResponse:
+        """Put a failed job (a dead letter) back in the queue; only failed jobs can be (409)."""
+        body = self.lookup(job_id, owner)
+        phase = model.parse_status(body).phase
+        if phase is not model.Phase.FAILED:
+            state = (phase or model.Phase.QUEUED).value.lower()
+            raise JobConflict(f"job {job_id} is {state}; only failed jobs can be retried")
+        return self._request(body, model.ANNOTATION_RETRY)
+
+    def _request(self, body: dict[str, Any], annotation: str) -> schemas.JobStatusResponse:
+        """Record a request for the operator as an annotation (what kubectl annotate does)."""
+        name = body["metadata"]["name"]
+        stamp = datetime.datetime.now(tz=datetime.UTC).isoformat()
+        try:
+            patched: dict[str, Any] = self._api.patch_namespaced_custom_object(
+                model.GROUP,
+                model.VERSION,
+                self._namespace,
+                model.PLURAL,
+                name,
+                {"metadata": {"annotations": {annotation: stamp}}},
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise JobNotFound(name) from exc
+            if exc.status == 0 or exc.status >= 500:
+                raise KubernetesUnavailable(str(exc.reason)) from exc
+            raise
+        except _UNREACHABLE as exc:
+            raise KubernetesUnavailable(str(exc)) from exc
+        self.cache.put(patched)
+        return self.describe(patched)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def lookup(self, job_id: str, owner: str) -> dict[str, Any]:
+        """The job from the cache, or (the first time this replica hears of it) the API server."""
+        body = self.cache.get(job_id)
+        if body is None:
+            body = self._fetch(job_id)
+            self.cache.put(body)
+        if owner_of(body) != owner:
+            raise JobNotFound(job_id)  # another owner's job does not exist for this caller
+        return body
+
+    async def find(self, job_id: str, owner: str) -> dict[str, Any]:
+        """:meth:`lookup` for async routes: a cache hit never leaves the event loop."""
+        body = self.cache.get(job_id)
+        if body is not None:
+            if owner_of(body) != owner:
+                raise JobNotFound(job_id)
+            return body
+        return await anyio.to_thread.run_sync(self.lookup, job_id, owner)
+
+    def _fetch(self, job_id: str) -> dict[str, Any]:
         try:
             body: dict[str, Any] = self._api.get_namespaced_custom_object(
                 model.GROUP, model.VERSION, self._namespace, model.PLURAL, job_id
@@ -66,11 +306,29 @@ class JobService:
         except ApiException as exc:
             if exc.status == 404:
                 raise JobNotFound(job_id) from exc
+            if exc.status == 0 or exc.status >= 500:
+                raise KubernetesUnavailable(str(exc.reason)) from exc
             raise
+        except _UNREACHABLE as exc:
+            raise KubernetesUnavailable(str(exc)) from exc
         return body
 
-    def status(self, job_id: str) -> schemas.JobStatusResponse:
-        return self.describe(self.fetch(job_id))
+    def status(self, job_id: str, owner: str = "anonymous") -> schemas.JobStatusResponse:
+        return self.describe(self.lookup(job_id, owner))
+
+    def list(self, owner: str, limit: int, cursor: str | None) -> schemas.JobList:
+        """The owner's jobs, newest first, ``limit`` at a time after ``cursor``."""
+        mine = [b for b in self.cache.values() if owner_of(b) == owner]
+        mine.sort(key=lambda b: (submitted_at(b), b["metadata"]["name"]), reverse=True)
+        if cursor:
+            after = _decode_cursor(cursor)
+            mine = [b for b in mine if (submitted_at(b), b["metadata"]["name"]) < after]
+        page = mine[:limit]
+        more = len(mine) > limit
+        return schemas.JobList(
+            items=[self.describe(b) for b in page],
+            nextCursor=_encode_cursor(page[-1]) if more and page else None,
+        )
 
     def describe(self, body: dict[str, Any]) -> schemas.JobStatusResponse:
         """The API's view of a resource, with a freshly presigned URL when done."""
@@ -100,6 +358,7 @@ class JobService:
             bytesTotal=status.bytes_total,
             attempts=status.attempts or 0,
             queuePosition=status.queue_position,
+            etaSeconds=polling.eta_seconds(status, model.utcnow()),
             createdAt=body["metadata"].get("creationTimestamp"),
             startedAt=status.started_at,
             completedAt=status.completed_at,
@@ -107,39 +366,11 @@ class JobService:
             error=error,
         )
 
-    def cancel(self, job_id: str) -> schemas.JobStatusResponse:
-        """Ask the operator to cancel; a finished job cannot be (409)."""
-        body = self.fetch(job_id)
-        phase = model.parse_status(body).phase
-        if phase is not None and phase.terminal:
-            raise JobConflict(f"job {job_id} is {phase.value.lower()} already; nothing to cancel")
-        return self._request(body, model.ANNOTATION_CANCEL)
-
-    def retry(self, job_id: str) -> schemas.JobStatusResponse:
-        """Put a failed job (a dead letter) back in the queue; only failed jobs can be (409)."""
-        body = self.fetch(job_id)
-        phase = model.parse_status(body).phase
-        if phase is not model.Phase.FAILED:
-            state = (phase or model.Phase.QUEUED).value.lower()
-            raise JobConflict(f"job {job_id} is {state}; only failed jobs can be retried")
-        return self._request(body, model.ANNOTATION_RETRY)
-
-    def _request(self, body: dict[str, Any], annotation: str) -> schemas.JobStatusResponse:
-        """Record a request for the operator as an annotation (what kubectl annotate does)."""
-        name = body["metadata"]["name"]
-        stamp = datetime.datetime.now(tz=datetime.UTC).isoformat()
-        patched: dict[str, Any] = self._api.patch_namespaced_custom_object(
-            model.GROUP,
-            model.VERSION,
-            self._namespace,
-            model.PLURAL,
-            name,
-            {"metadata": {"annotations": {annotation: stamp}}},
-        )
-        return self.describe(patched)
-
-    def ping(self) -> None:
-        """Raise when the Kubernetes API cannot list our jobs."""
-        self._api.list_namespaced_custom_object(
-            model.GROUP, model.VERSION, self._namespace, model.PLURAL, limit=1
-        )
+    def download_url(self, body: dict[str, Any]) -> str:
+        """A fresh presigned URL of a completed job's bundle (409 before that)."""
+        status = model.parse_status(body)
+        if status.phase is not model.Phase.COMPLETED or status.result is None:
+            state = (status.phase or model.Phase.QUEUED).value.lower()
+            raise JobNotReady(f"job {body['metadata']['name']} is {state}; no bundle yet")
+        url, _ = self._storage.presign(status.result, body["metadata"]["name"])
+        return url

@@ -1,39 +1,100 @@
-"""Cross-cutting HTTP concerns as plain ASGI middleware: request ids and body limits."""
+"""Cross-cutting HTTP concerns as plain ASGI middleware: request ids, headers, body limits."""
 
 import json
+import logging
+import time
 import uuid
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from downloadjobs_api import logs
+
+access = logging.getLogger("downloadjobs_api.access")
 
 _SAFE_ID = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
 class RequestIdMiddleware:
-    """Every response carries ``X-Request-ID``: the client's (if sane) or a new UUID."""
+    """
+    Every response carries ``X-Request-ID`` (the client's, if sane, or a new
+    UUID) and the security headers; every log line written while serving the
+    request carries the id, and one access line is logged per request.
+    """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        hsts_max_age: int = 31536000,
+        csp: str = "",
+        access_log: str = "all",
+    ) -> None:
         self.app = app
+        self.access_log = access_log
+        self.security = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
+        if hsts_max_age:
+            self.security.append((b"strict-transport-security", f"max-age={hsts_max_age}".encode()))
+        self.csp = [(b"content-security-policy", csp.encode())] if csp else []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        sent = Headers(scope=scope).get("x-request-id", "")
         rid = sent if sent and len(sent) <= 128 and set(sent) <= _SAFE_ID else str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = rid
+        token = logs.request_id.set(rid)
+        # The Swagger UI at /docs loads its script from a CDN; every other page is ours.
+        extra = [(b"x-request-id", rid.encode()), *self.security]
+        if not scope["path"].startswith("/docs"):
+            extra += self.csp
+        started = time.perf_counter()
+        code = 500
 
         async def send_with_id(message: Message) -> None:
+            nonlocal code
             if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", rid.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                ]
+                code = message["status"]
+                headers = list(message.get("headers", []))
+                # A response that sets its own policy (the demo page's) keeps it.
+                present = {name.lower() for name, _ in headers}
+                headers += [h for h in extra if h[0] not in present]
+                message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if self._loggable(scope["method"], code):
+                self._log(scope, code, started)
+            logs.request_id.reset(token)
+
+    def _loggable(self, method: str, code: int) -> bool:
+        if self.access_log == "all":
+            return True
+        if self.access_log == "none":
+            return False
+        return method not in ("GET", "HEAD", "OPTIONS") or code >= 400
+
+    @staticmethod
+    def _log(scope: Scope, code: int, started: float) -> None:
+        access.info(
+            "%s %s %s",
+            scope["method"],
+            scope["path"],
+            code,
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": code,
+                "durationMs": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
 
 
 class BodyLimitMiddleware:

@@ -19,9 +19,12 @@ class InitiateRequest(BaseModel):
 
 
 class InitiateResponse(BaseModel):
+    """The accepted job (202), or with a reused Idempotency-Key the original one (200)."""
+
     jobId: str
     status: JobState = "queued"
     totalFileIds: int
+    statusUrl: str = Field(description="Where to poll (also the Location header).")
 
 
 class CheckRequest(BaseModel):
@@ -63,11 +66,23 @@ class JobStatusResponse(BaseModel):
     bytesTotal: int | None = None
     attempts: int = 0
     queuePosition: int | None = None
+    etaSeconds: int | None = Field(
+        default=None, ge=0, description="Estimated seconds left (processing jobs)."
+    )
     createdAt: datetime.datetime | None = None
     startedAt: datetime.datetime | None = None
     completedAt: datetime.datetime | None = None
     result: DownloadResult | None = None
     error: JobErrorBody | None = None
+
+
+class JobList(BaseModel):
+    """One page of the caller's jobs, newest first."""
+
+    items: list[JobStatusResponse]
+    nextCursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; absent on the last."
+    )
 
 
 class HealthResponse(BaseModel):

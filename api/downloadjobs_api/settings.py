@@ -1,7 +1,20 @@
 """Settings of the API process (``DOWNLOADJOBS_API_*``)."""
 
+import enum
+import json
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AuthMode(enum.StrEnum):
+    """Where the caller's identity (the owner of the jobs it creates) comes from."""
+
+    NONE = "none"  # development: everyone is "anonymous"
+    TOKEN = "token"  # static bearer tokens, from a Secret
+    HEADER = "header"  # a header set by an authenticating proxy in front of the API
 
 
 class ApiSettings(BaseSettings):
@@ -9,3 +22,56 @@ class ApiSettings(BaseSettings):
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Larger bodies get 413.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS.")
+
+    auth_mode: AuthMode = Field(default=AuthMode.NONE, description="none, token or header.")
+    tokens: dict[str, str] = Field(
+        default_factory=dict, description="Bearer token -> owner (token mode), JSON object."
+    )
+    tokens_file: Path | None = Field(
+        default=None, description="A JSON file of token -> owner (a mounted Secret), token mode."
+    )
+    identity_header: str = Field(
+        default="X-Forwarded-User", description="Header carrying the owner (header mode)."
+    )
+
+    poll_rate: str = Field(
+        default="600/minute",
+        description="Polls (GET) per client: N/second, N/minute, N/hour or N/day.",
+    )
+    initiate_rate: str = Field(
+        default="60/minute", description="Writes (POST, DELETE) per client, separately."
+    )
+    max_active_jobs_per_owner: int = Field(
+        default=20, ge=1, description="Queued or processing jobs one owner may have."
+    )
+    idempotency_window_seconds: int = Field(
+        default=24 * 3600, ge=60, description="How long an Idempotency-Key is honoured."
+    )
+    max_wait_seconds: int = Field(
+        default=25, ge=0, le=25, description="Longest long-poll (waitSeconds, Prefer: wait)."
+    )
+    watch_timeout_seconds: int = Field(
+        default=300, ge=5, description="Each watch request's server-side timeout; then resume."
+    )
+    access_log: Literal["all", "writes-and-errors", "none"] = Field(
+        default="writes-and-errors",
+        description=(
+            "One JSON line per request: all, or only writes and 4xx/5xx answers (successful "
+            "polls are counted in /metrics instead: 10,000 pollers would flood the logs)."
+        ),
+    )
+    hsts_max_age: int = Field(default=31536000, ge=0, description="Strict-Transport-Security.")
+    content_security_policy: str = Field(
+        default=(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+        ),
+        description="Content-Security-Policy of every response but the Swagger UI at /docs.",
+    )
+
+    def all_tokens(self) -> dict[str, str]:
+        """The tokens of the settings and of the tokens file together."""
+        tokens = dict(self.tokens)
+        if self.tokens_file is not None:
+            tokens.update(json.loads(self.tokens_file.read_text()))
+        return tokens

@@ -38,6 +38,8 @@ def worker_env(
         "DOWNLOADJOBS_JOB_NAME": meta["name"],
         "DOWNLOADJOBS_JOB_NAMESPACE": meta["namespace"],
     }
+    if traceparent := (meta.get("annotations") or {}).get(model.ANNOTATION_TRACEPARENT):
+        env["TRACEPARENT"] = traceparent  # the W3C trace of the request that created the job
     for name, value in s3.model_dump(mode="json").items():
         if value is not None:
             env[f"DOWNLOADJOBS_S3_{name.upper()}"] = (

@@ -44,6 +44,8 @@ ANNOTATION_CANCEL = f"{GROUP}/cancel-requested"
 ANNOTATION_RETRY = f"{GROUP}/retry-requested"
 #: When the API accepted the job, to the microsecond: the queue's FIFO order.
 ANNOTATION_SUBMITTED_AT = f"{GROUP}/submitted-at"
+#: The W3C traceparent of the request that created the job; the worker gets it as TRACEPARENT.
+ANNOTATION_TRACEPARENT = f"{GROUP}/traceparent"
 
 
 class Model(BaseModel):

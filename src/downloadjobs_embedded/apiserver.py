@@ -217,6 +217,10 @@ class EmbeddedApiServer(kmock.KubernetesScaffold):
     #: kmock records every request and matches each new one by scanning the record
     #: (O(n) per request): a long record makes every request slow. Keep it short.
     request_log_limit: int = 32
+    #: Requests served, by "METHOD /path" (query left out): tests count what a client costs.
+    request_counts: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
+    #: Requests served, by User-Agent (which process sent them).
+    agent_counts: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -704,6 +708,8 @@ class EmbeddedApiServer(kmock.KubernetesScaffold):
         }
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        self.request_counts[f"{raw_request.method} {raw_request.path}"] += 1
+        self.agent_counts[raw_request.headers.get("User-Agent", "")] += 1
         # kmock's path parser fails on the cluster-scoped core path /api/v1/namespaces[/name]
         # (it reads "namespaces" as the namespace marker); build that request here instead.
         if m := re.fullmatch(r"/api/v1/namespaces(?:/([^/]+))?/?", raw_request.path):

@@ -42,6 +42,13 @@ T = TypeVar("T")
 S3_SECRET = "s3-credentials"
 #: The KopfPeering object of operator replicas (the CLI's default `--peering`).
 PEERING = "downloadjobs"
+#: The API's rate limits and per-owner cap are for a public crowd; one developer or a
+#: test that fires 200 jobs from one address is not one (extra_env can set them back).
+DEV_API_LIMITS = {
+    "DOWNLOADJOBS_API_POLL_RATE": "100000/minute",
+    "DOWNLOADJOBS_API_INITIATE_RATE": "10000/minute",
+    "DOWNLOADJOBS_API_MAX_ACTIVE_JOBS_PER_OWNER": "10000",
+}
 
 
 def free_port() -> int:
@@ -332,6 +339,7 @@ class Stack:
     def _api_env(self) -> dict[str, str]:
         env = self._base_env()
         env.update(s3server.CREDENTIALS)
+        env.update(DEV_API_LIMITS)
         env.update(self.extra_env)
         return env
 

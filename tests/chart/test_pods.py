@@ -64,7 +64,7 @@ def test_long_running_pods_have_liveness_and_readiness_probes(docs: list[dict[st
         assert container["livenessProbe"], role
         assert container["readinessProbe"], role
     api = find(docs, "Deployment", f"{FULLNAME}-api")["spec"]["template"]["spec"]
-    assert api["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert api["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/ready"
 
 
 def _operator_environment(docs: list[dict[str, Any]]) -> dict[str, str]:

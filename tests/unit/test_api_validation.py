@@ -26,6 +26,8 @@ class FakeCustomObjects:
 
     def create_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
         body: dict[str, Any] = args[-1]
+        if body["metadata"]["name"] in self.created:
+            raise ApiException(status=409, reason="AlreadyExists")
         self.created[body["metadata"]["name"]] = body
         return body
 
@@ -62,7 +64,10 @@ def client(api: FakeCustomObjects, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         s3.create_bucket(Bucket=settings.bundle_bucket)
         s3.put_object(Bucket=settings.source_bucket, Key="files/70000.zip", Body=b"x" * 10)
         storage = Storage(settings)
-        app = create_app(JobService(api, "default", storage), storage, ApiSettings())
+        jobs = JobService(api, "default", storage)
+        jobs.cache.synced.set()  # as the watch would, once it has listed
+        jobs.cache.mark_connected(True)
+        app = create_app(jobs, storage, ApiSettings())
         yield TestClient(app)
 
 
@@ -256,19 +261,19 @@ def test_check(client: TestClient, body: Any, status: int) -> None:
 def test_health(client: TestClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "healthy", "checks": {"storage": "ok", "kubernetes": "ok"}}
+    assert response.json() == {
+        "status": "healthy",
+        "checks": {"storage": "ok", "kubernetes": "ok", "cache": "ok"},
+    }
 
 
-def test_health_is_503_when_a_dependency_is_down(
-    client: TestClient, api: FakeCustomObjects, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def down(*args: Any, **kwargs: Any) -> None:
-        raise ApiException(status=500)
-
-    monkeypatch.setattr(api, "list_namespaced_custom_object", down)
+def test_health_is_503_when_the_watch_is_down(client: TestClient) -> None:
+    jobs: JobService = client.app.state.jobs  # type: ignore[attr-defined]
+    jobs.cache.mark_connected(False)
     response = client.get("/health")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"storage": "ok", "kubernetes": "error"}
+    assert response.json()["checks"] == {"storage": "ok", "kubernetes": "error", "cache": "ok"}
+    assert client.get("/ready").status_code == 200, "a synced cache still answers polls"
 
 
 @pytest.mark.parametrize("phase", ["Queued", "Processing", None])

@@ -1,0 +1,112 @@
+"""
+What makes a poll cheap: an ETag per job state, the suggested next poll
+interval (``Retry-After``) and an estimate of the time left.
+
+All pure functions of a resource body, so they cost no I/O and are unit-tested
+directly.
+"""
+
+import datetime
+import math
+from typing import Any
+
+from downloadjobs import model
+
+#: Bounds of the suggested poll interval, in seconds.
+MIN_INTERVAL = 1
+MAX_INTERVAL = 30
+#: A queued job is suggested this many seconds per job ahead of it.
+SECONDS_PER_QUEUE_POSITION = 2
+
+
+def etag(body: dict[str, Any]) -> str:
+    """
+    A weak validator of the job's state: its resourceVersion. Weak, because the
+    presigned URL of a completed job differs between answers while the state
+    they describe is the same.
+    """
+    meta = body["metadata"]
+    return f'W/"{meta["name"]}.{meta.get("resourceVersion") or "0"}"'
+
+
+def matches(if_none_match: str | None, tag: str) -> bool:
+    """RFC 9110 weak comparison of ``If-None-Match`` (a list, or ``*``) with ``tag``."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    bare = tag.removeprefix("W/")
+    return any(part.strip().removeprefix("W/") == bare for part in if_none_match.split(","))
+
+
+def eta_seconds(status: model.DownloadJobStatus, now: datetime.datetime) -> int | None:
+    """Time left of a processing job, from bytes done over time elapsed since it started."""
+    if status.phase is not model.Phase.PROCESSING or status.started_at is None:
+        return None
+    done, total = status.bytes_done or 0, status.bytes_total
+    elapsed = (now - status.started_at).total_seconds()
+    if not total or done <= 0 or elapsed <= 0:
+        return None
+    rate = done / elapsed
+    return max(0, math.ceil((total - done) / rate))
+
+
+def retry_after(phase: model.Phase, queue_position: int | None, eta: int | None) -> int | None:
+    """
+    The suggested seconds until the next poll, or None for a finished job (no
+    need to poll again). Queued: longer the further back in the queue.
+    Processing: about a third of the time left, so a poller sees it finish soon
+    after it does.
+    """
+    if phase.terminal:
+        return None
+    if phase is model.Phase.QUEUED:
+        position = queue_position or 1
+        return _clamp(SECONDS_PER_QUEUE_POSITION * position)
+    if eta is None:
+        return 2
+    return _clamp(math.ceil(eta / 3))
+
+
+def _clamp(seconds: int) -> int:
+    return max(MIN_INTERVAL, min(MAX_INTERVAL, seconds))
+
+
+def parse_prefer_wait(prefer: str | None) -> int | None:
+    """The ``wait`` preference of an RFC 7240 ``Prefer`` header, if any."""
+    if not prefer:
+        return None
+    for preference in prefer.split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "wait":
+            value = value.split(";")[0].strip().strip('"')
+            if value.isdigit():
+                return int(value)
+    return None
+
+
+def phase_terminal(body: dict[str, Any]) -> bool:
+    raw = (body.get("status") or {}).get("phase")
+    return raw in ("Completed", "Failed", "Cancelled")
+
+
+def retry_after_of(body: dict[str, Any], now: datetime.datetime) -> int | None:
+    """
+    :func:`retry_after` straight from a resource body, for the 304 answer: the
+    cheapest poll should not pay for validating the whole status.
+    """
+    raw = body.get("status") or {}
+    try:
+        phase = model.Phase(raw.get("phase") or model.Phase.QUEUED)
+    except ValueError:
+        phase = model.Phase.QUEUED
+    eta = None
+    if phase is model.Phase.PROCESSING and raw.get("startedAt"):
+        status = model.DownloadJobStatus(
+            phase=phase,
+            started_at=datetime.datetime.fromisoformat(raw["startedAt"].replace("Z", "+00:00")),
+            bytes_done=raw.get("bytesDone"),
+            bytes_total=raw.get("bytesTotal"),
+        )
+        eta = eta_seconds(status, now)
+    return retry_after(phase, raw.get("queuePosition"), eta)

@@ -1,0 +1,120 @@
+"""
+Per-client rate limits, polls and writes counted apart (so polling never
+starves initiation), with the IETF ``RateLimit-*`` headers on every answer
+under ``/v1/`` and ``429`` plus ``Retry-After`` once a window is used up.
+
+Counting is a fixed window per client in memory: each replica limits on its
+own, which bounds the load a client puts on one process. (The ``limits``
+library was tried first: its in-memory storage starts a timer thread to expire
+counters, measured at one thread start per two polls under load.)
+"""
+
+import json
+import math
+import re
+import threading
+import time
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from downloadjobs_api.identity import Identity
+
+PREFIX = "/v1/"
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
+
+
+class FixedWindow:
+    """``amount`` hits per ``seconds`` for each key; windows start at multiples of ``seconds``."""
+
+    def __init__(self, rate: str) -> None:
+        match = _RATE.match(rate)
+        if match is None:
+            raise ValueError(f"rate {rate!r}: write it as N/second, N/minute, N/hour or N/day")
+        self.amount = int(match.group(1))
+        self.seconds = int(match.group(2) or 1) * _UNITS[match.group(3)]
+        self._counts: dict[str, int] = {}
+        self._window = 0
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, now: float) -> tuple[bool, int, float]:
+        """Count one hit: (allowed, remaining, when the window resets)."""
+        window = int(now // self.seconds)
+        with self._lock:
+            if window != self._window:  # a new window: every client starts afresh
+                self._window = window
+                self._counts = {}
+            count = self._counts.get(key, 0)
+            allowed = count < self.amount
+            if allowed:
+                count += 1
+                self._counts[key] = count
+        return allowed, self.amount - count, (window + 1) * self.seconds
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, identity: Identity, poll_rate: str, write_rate: str) -> None:
+        self.app = app
+        self.identity = identity
+        self.poll = FixedWindow(poll_rate)
+        self.write = FixedWindow(write_rate)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        client = scope.get("client")
+        key = self.identity.client_key(headers, client[0] if client else None)
+        reads = scope["method"] in _READS
+        window = self.poll if reads else self.write
+        kind = "poll" if reads else "write"
+        now = time.time()
+        allowed, remaining, reset_at = window.hit(key, now)
+        reset = max(1, math.ceil(reset_at - now))
+        extra = [
+            (b"ratelimit-limit", str(window.amount).encode()),
+            (b"ratelimit-remaining", str(remaining).encode()),
+            (b"ratelimit-reset", str(reset).encode()),
+        ]
+        if not allowed:
+            await self._refuse(scope, send, extra, reset, kind)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    @staticmethod
+    async def _refuse(
+        scope: Scope, send: Send, extra: list[tuple[bytes, bytes]], reset: int, kind: str
+    ) -> None:
+        state = scope.get("state", {})
+        what = "polls" if kind == "poll" else "requests that create or change jobs"
+        body = json.dumps(
+            {
+                "error": "TOO_MANY_REQUESTS",
+                "message": f"too many {what}; retry in {reset} s",
+                "requestId": state.get("request_id", ""),
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(reset).encode()),
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,332 @@
+"""
+The API's safety features against a fake Kubernetes API: idempotency, identity
+and isolation, the job list, per-owner caps, rate limits, headers, logs, metrics.
+"""
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from fastapi.testclient import TestClient
+from moto import mock_aws
+
+from downloadjobs import model
+from downloadjobs.settings import S3Settings
+from downloadjobs_api import logs
+from downloadjobs_api.app import create_app
+from downloadjobs_api.jobs import JobService
+from downloadjobs_api.settings import ApiSettings
+from downloadjobs_api.storage import Storage
+from tests.unit.test_api_validation import FakeCustomObjects
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+MakeClient = Callable[..., tuple[TestClient, FakeCustomObjects]]
+
+
+@pytest.fixture
+def make_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeClient]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    with mock_aws():
+        s3 = S3Settings()
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=s3.source_bucket)
+
+        def make(**settings: Any) -> tuple[TestClient, FakeCustomObjects]:
+            api = FakeCustomObjects()
+            storage = Storage(s3)
+            api_settings = ApiSettings(**settings)
+            jobs = JobService(api, "default", storage, settings=api_settings)
+            jobs.cache.synced.set()
+            jobs.cache.mark_connected(True)
+            return TestClient(create_app(jobs, storage, api_settings)), api
+
+        yield make
+
+
+def start(client: TestClient, ids: list[int], **headers: str) -> Any:
+    return client.post("/v1/download/initiate", json={"file_ids": ids}, headers=headers)
+
+
+def test_idempotency_key_returns_the_same_job(make_client: MakeClient) -> None:
+    client, api = make_client()
+    first = start(client, [70000, 70001], **{"Idempotency-Key": "order-42"})
+    assert first.status_code == 202
+    again = start(client, [70000, 70001], **{"Idempotency-Key": "order-42"})
+    assert again.status_code == 200
+    assert again.json()["jobId"] == first.json()["jobId"]
+    assert again.headers["location"] == first.headers["location"]
+    assert len(api.created) == 1
+    other = start(client, [70002], **{"Idempotency-Key": "order-42"})
+    assert other.status_code == 422 and other.json()["error"] == "IDEMPOTENCY_KEY_MISMATCH"
+    assert start(client, [70000, 70001], **{"Idempotency-Key": "order-43"}).status_code == 202
+    assert len(api.created) == 2
+
+
+def test_a_concurrent_duplicate_loses_the_race_at_the_api_server(make_client: MakeClient) -> None:
+    """The cache has not seen the first job yet: the create's AlreadyExists decides."""
+    client, _api = make_client()
+    first = start(client, [70000], **{"Idempotency-Key": "k"})
+    jobs: JobService = client.app.state.jobs  # type: ignore[attr-defined]
+    jobs.cache.delete(first.json()["jobId"])  # as if another replica had created it
+    again = start(client, [70000], **{"Idempotency-Key": "k"})
+    assert again.status_code == 200 and again.json()["jobId"] == first.json()["jobId"]
+
+
+def test_an_expired_idempotency_key_is_refused(make_client: MakeClient) -> None:
+    client, api = make_client(idempotency_window_seconds=60)
+    job_id = start(client, [70000], **{"Idempotency-Key": "old"}).json()["jobId"]
+    api.created[job_id]["metadata"]["annotations"][model.ANNOTATION_SUBMITTED_AT] = (
+        "2020-01-01T00:00:00+00:00"
+    )
+    response = start(client, [70000], **{"Idempotency-Key": "old"})
+    assert response.status_code == 422 and "expired" in response.json()["message"]
+
+
+def test_bad_idempotency_keys_are_400(make_client: MakeClient) -> None:
+    client, _ = make_client()
+    assert start(client, [70000], **{"Idempotency-Key": "x" * 256}).status_code == 400
+
+
+def test_token_identity_isolates_owners(make_client: MakeClient) -> None:
+    client, api = make_client(auth_mode="token", tokens={"t-alice": "alice", "t-bob": "bob"})
+    alice = {"Authorization": "Bearer t-alice"}
+    bob = {"Authorization": "Bearer t-bob"}
+    missing = start(client, [70000])
+    assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+    wrong = start(client, [70000], Authorization="Bearer nope")
+    assert wrong.status_code == 401
+    job_id = start(client, [70000], **alice).json()["jobId"]
+    assert api.created[job_id]["spec"]["owner"] == "alice"
+    assert client.get(f"/v1/download/jobs/{job_id}", headers=alice).status_code == 200
+    for method, path in [
+        ("GET", f"/v1/download/jobs/{job_id}"),
+        ("GET", f"/v1/download/status/{job_id}"),
+        ("GET", f"/v1/download/jobs/{job_id}/file"),
+        ("DELETE", f"/v1/download/jobs/{job_id}"),
+        ("POST", f"/v1/download/jobs/{job_id}/retry"),
+    ]:
+        response = client.request(method, path, headers=bob)
+        assert response.status_code == 404, (method, path, response.text)
+    assert client.get("/v1/download/jobs", headers=bob).json()["items"] == []
+    assert model.ANNOTATION_CANCEL not in api.created[job_id]["metadata"]["annotations"]
+    # the same Idempotency-Key of two owners names two jobs
+    a = start(client, [70001], **alice, **{"Idempotency-Key": "same"}).json()["jobId"]
+    b = start(client, [70001], **bob, **{"Idempotency-Key": "same"}).json()["jobId"]
+    assert a != b
+
+
+def test_tokens_file_and_header_identity(make_client: MakeClient, tmp_path: Any) -> None:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({"file-token": "carol"}))
+    client, api = make_client(auth_mode="token", tokens_file=str(tokens))
+    job_id = start(client, [70000], Authorization="Bearer file-token").json()["jobId"]
+    assert api.created[job_id]["spec"]["owner"] == "carol"
+
+    client, api = make_client(auth_mode="header", identity_header="X-Auth-Request-User")
+    assert start(client, [70000]).status_code == 401
+    job_id = start(client, [70000], **{"X-Auth-Request-User": "dora"}).json()["jobId"]
+    assert api.created[job_id]["spec"]["owner"] == "dora"
+    other = client.get(f"/v1/download/jobs/{job_id}", headers={"X-Auth-Request-User": "eve"})
+    assert other.status_code == 404
+
+
+def test_token_mode_without_tokens_does_not_start(make_client: MakeClient) -> None:
+    with pytest.raises(ValueError, match="token"):
+        make_client(auth_mode="token")
+
+
+def test_list_is_newest_first_and_paginated(make_client: MakeClient) -> None:
+    client, _ = make_client()
+    made = [start(client, [70000 + i]).json()["jobId"] for i in range(7)]
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/download/jobs", params=params).json()
+        pages += 1
+        seen += [item["jobId"] for item in page["items"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(made)) and pages == 3
+    bad = client.get("/v1/download/jobs", params={"cursor": "not-a-cursor"})
+    assert bad.status_code == 400 and bad.json()["error"] == "VALIDATION_ERROR"
+    assert client.get("/v1/download/jobs", params={"limit": 0}).status_code == 400
+
+
+def test_active_jobs_per_owner_are_capped(make_client: MakeClient) -> None:
+    client, api = make_client(max_active_jobs_per_owner=2)
+    first = start(client, [70000]).json()["jobId"]
+    start(client, [70001])
+    refused = start(client, [70002])
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "TOO_MANY_ACTIVE_JOBS"
+    assert "most allowed is 2" in refused.json()["message"]
+    assert refused.headers["retry-after"]
+    api.created[first]["status"] = {"phase": "Completed"}
+    assert start(client, [70002]).status_code == 202
+
+
+def test_rate_limits_polls_and_writes_apart(make_client: MakeClient) -> None:
+    client, _ = make_client(poll_rate="5/minute", initiate_rate="3/minute")
+    job_id = start(client, [70000]).json()["jobId"]
+    answers = [client.get(f"/v1/download/jobs/{job_id}") for _ in range(6)]
+    assert [a.status_code for a in answers] == [200] * 5 + [429]
+    assert [a.headers["ratelimit-remaining"] for a in answers] == ["4", "3", "2", "1", "0", "0"]
+    assert all(a.headers["ratelimit-limit"] == "5" for a in answers)
+    limited = answers[-1]
+    assert int(limited.headers["retry-after"]) >= 1 and int(limited.headers["ratelimit-reset"]) >= 1
+    assert limited.json()["error"] == "TOO_MANY_REQUESTS"
+    assert limited.json()["requestId"] == limited.headers["x-request-id"]
+    # polling has used up its window; initiating has its own
+    second = start(client, [70001])
+    assert second.status_code == 202 and second.headers["ratelimit-limit"] == "3"
+    assert second.headers["ratelimit-remaining"] == "1"
+    assert client.get("/health").status_code == 200, "probes are not rate limited"
+
+
+def test_security_headers_and_csp(make_client: MakeClient) -> None:
+    client, _ = make_client()
+    response = client.get("/v1/download/jobs")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["strict-transport-security"].startswith("max-age=")
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert "content-security-policy" not in client.get("/docs").headers  # Swagger UI's CDN
+
+
+def test_cors_from_settings(make_client: MakeClient) -> None:
+    client, _ = make_client(cors_origins=["https://app.example.com"])
+    response = client.options(
+        "/v1/download/initiate",
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Idempotency-Key, Content-Type",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://app.example.com"
+    foreign = client.get("/v1/download/jobs", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in foreign.headers
+
+
+def test_traceparent_is_recorded_on_the_job(make_client: MakeClient) -> None:
+    client, api = make_client()
+    job_id = start(client, [70000], traceparent=TRACEPARENT).json()["jobId"]
+    annotations = api.created[job_id]["metadata"]["annotations"]
+    assert annotations[model.ANNOTATION_TRACEPARENT] == TRACEPARENT
+    ignored = start(client, [70001], traceparent="junk").json()["jobId"]
+    assert model.ANNOTATION_TRACEPARENT not in api.created[ignored]["metadata"]["annotations"]
+
+
+def test_log_lines_are_json_with_the_request_id(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, _ = make_client()
+    with caplog.at_level(logging.INFO, logger="downloadjobs_api.access"):
+        client.get("/v1/download/jobs/nope", headers={"X-Request-ID": "trace-me-1"})
+    records = [r for r in caplog.records if r.name == "downloadjobs_api.access"]
+    assert records
+    line = json.loads(logs.JsonFormatter().format(records[-1]))
+    assert line["status"] == 404 and line["path"] == "/v1/download/jobs/nope"
+    assert line["level"] == "info" and line["durationMs"] >= 0
+
+
+def test_json_formatter_carries_the_context_request_id() -> None:
+    token = logs.request_id.set("rid-7")
+    try:
+        record = logging.LogRecord("x", logging.WARNING, __file__, 1, "hello %s", ("you",), None)
+        line = json.loads(logs.JsonFormatter().format(record))
+    finally:
+        logs.request_id.reset(token)
+    assert line == {**line, "requestId": "rid-7", "message": "hello you", "level": "warning"}
+
+
+def test_metrics(make_client: MakeClient) -> None:
+    client, _api = make_client()
+    job_id = start(client, [70000]).json()["jobId"]
+    client.get(f"/v1/download/jobs/{job_id}")
+    client.get("/v1/download/jobs/nope")
+    text = client.get("/metrics").text
+    assert (
+        'downloadjobs_api_requests_total{code="200",method="GET",route="/v1/download/jobs/{job_id}"}'
+        in text
+    )
+    assert 'route="/v1/download/jobs/{job_id}",code="404"' in text or (
+        'code="404",method="GET",route="/v1/download/jobs/{job_id}"' in text
+    )
+    assert "downloadjobs_api_request_duration_seconds_bucket" in text
+    assert 'downloadjobs_api_jobs{phase="Queued"} 1.0' in text
+    assert "downloadjobs_api_cache_jobs 1.0" in text
+    assert "downloadjobs_api_cache_lag_seconds 0.0" in text
+
+
+def test_initiate_is_503_when_kubernetes_is_down(make_client: MakeClient) -> None:
+    client, api = make_client()
+    job_id = start(client, [70000]).json()["jobId"]
+
+    def down(*args: Any) -> Any:
+        raise ConnectionRefusedError("connection refused")
+
+    api.create_namespaced_custom_object = down  # type: ignore[method-assign]
+    jobs: JobService = client.app.state.jobs  # type: ignore[attr-defined]
+    jobs.cache.mark_connected(False)
+    refused = start(client, [70001])
+    assert refused.status_code == 503 and refused.headers["retry-after"]
+    assert refused.json()["error"] == "SERVICE_UNAVAILABLE"
+    stale = client.get(f"/v1/download/jobs/{job_id}")
+    assert stale.status_code == 200
+    assert stale.headers["x-data-stale"] == "true" and "110" in stale.headers["warning"]
+
+
+def test_errors_never_leak_a_stack_trace(make_client: MakeClient) -> None:
+    client, api = make_client()
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    api.create_namespaced_custom_object = broken  # type: ignore[method-assign]
+    client = TestClient(client.app, raise_server_exceptions=False)
+    response = start(client, [70000])
+    assert response.status_code == 500
+    assert "secret" not in response.text and "Traceback" not in response.text
+    assert set(response.json()) == {"error", "message", "requestId"}
+
+
+def test_the_worker_gets_the_trace_of_the_request() -> None:
+    """The operator passes the job's traceparent annotation into the worker's environment."""
+    from downloadjobs_operator import manifests
+    from downloadjobs_operator.settings import OperatorSettings
+
+    body = {
+        "metadata": {
+            "name": "j1",
+            "namespace": "default",
+            "uid": "u1",
+            "annotations": {model.ANNOTATION_TRACEPARENT: TRACEPARENT},
+        },
+        "spec": {"fileIds": [70000]},
+    }
+    job = manifests.build_job(body, S3Settings(), OperatorSettings())
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TRACEPARENT"] == TRACEPARENT
+
+
+def test_a_route_that_sets_its_own_policy_keeps_it(make_client: MakeClient) -> None:
+    client, _ = make_client()
+    app = client.app
+
+    @app.get("/own-policy")  # type: ignore[attr-defined]
+    def own() -> Any:
+        from fastapi.responses import PlainTextResponse
+
+        return PlainTextResponse("x", headers={"Content-Security-Policy": "default-src 'none'"})
+
+    response = client.get("/own-policy")
+    assert response.headers.get_list("content-security-policy") == ["default-src 'none'"]
+    assert response.headers["x-request-id"]

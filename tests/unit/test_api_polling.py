@@ -1,0 +1,98 @@
+"""The pure parts of a cheap poll: ETag matching, the suggested interval, the ETA, limits."""
+
+import datetime
+
+import pytest
+
+from downloadjobs import model
+from downloadjobs_api import polling
+from downloadjobs_api.ratelimit import FixedWindow
+
+T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+
+def test_etags_are_weak_and_compared_weakly() -> None:
+    tag = polling.etag({"metadata": {"name": "j", "resourceVersion": "42"}})
+    assert tag == 'W/"j.42"'
+    assert polling.matches('W/"j.42"', tag)
+    assert polling.matches('"j.42"', tag), "weak comparison ignores W/"
+    assert polling.matches('W/"x", W/"j.42"', tag)
+    assert polling.matches("*", tag)
+    assert not polling.matches('W/"j.41"', tag)
+    assert not polling.matches(None, tag)
+
+
+def test_eta_from_bytes_over_time() -> None:
+    status = model.DownloadJobStatus(
+        phase=model.Phase.PROCESSING, started_at=T0, bytes_done=25, bytes_total=100
+    )
+    assert polling.eta_seconds(status, T0 + datetime.timedelta(seconds=10)) == 30
+    assert polling.eta_seconds(status.model_copy(update={"bytes_done": 0}), T0) is None
+    queued = status.model_copy(update={"phase": model.Phase.QUEUED})
+    assert polling.eta_seconds(queued, T0 + datetime.timedelta(seconds=10)) is None
+
+
+@pytest.mark.parametrize(
+    ("phase", "position", "eta", "expected"),
+    [
+        (model.Phase.QUEUED, None, None, 2),
+        (model.Phase.QUEUED, 5, None, 10),
+        (model.Phase.QUEUED, 500, None, 30),
+        (model.Phase.PROCESSING, None, None, 2),
+        (model.Phase.PROCESSING, None, 0, 1),
+        (model.Phase.PROCESSING, None, 30, 10),
+        (model.Phase.PROCESSING, None, 3600, 30),
+        (model.Phase.COMPLETED, None, None, None),
+        (model.Phase.FAILED, None, None, None),
+    ],
+)
+def test_retry_after_follows_the_state(
+    phase: model.Phase, position: int | None, eta: int | None, expected: int | None
+) -> None:
+    assert polling.retry_after(phase, position, eta) == expected
+
+
+def test_prefer_wait() -> None:
+    assert polling.parse_prefer_wait("wait=10") == 10
+    assert polling.parse_prefer_wait("respond-async, wait=5") == 5
+    assert polling.parse_prefer_wait("return=minimal") is None
+    assert polling.parse_prefer_wait("wait=abc") is None
+    assert polling.parse_prefer_wait(None) is None
+
+
+def test_fixed_window() -> None:
+    window = FixedWindow("2/minute")
+    assert window.hit("a", 60.0) == (True, 1, 120)
+    assert window.hit("a", 61.0) == (True, 0, 120)
+    assert window.hit("a", 62.0) == (False, 0, 120)
+    assert window.hit("b", 62.0)[0], "each client has its own count"
+    assert window.hit("a", 120.0) == (True, 1, 180), "a new window starts afresh"
+    assert FixedWindow("10 per 5 seconds").seconds == 5
+    with pytest.raises(ValueError, match="rate"):
+        FixedWindow("lots")
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        None,
+        {"phase": "Queued", "queuePosition": 4},
+        {"phase": "Processing", "startedAt": "2026-01-01T00:00:00Z"},
+        {
+            "phase": "Processing",
+            "startedAt": "2026-01-01T00:00:00Z",
+            "bytesDone": 10,
+            "bytesTotal": 100,
+        },
+        {"phase": "Completed"},
+        {"phase": "Bogus"},
+    ],
+)
+def test_the_304_path_suggests_what_the_200_path_does(status: dict[str, object] | None) -> None:
+    body = {"metadata": {"name": "j"}, "status": status}
+    now = T0 + datetime.timedelta(seconds=40)
+    parsed = model.parse_status(body) if status and status.get("phase") != "Bogus" else None
+    phase = (parsed.phase if parsed else None) or model.Phase.QUEUED
+    eta = polling.eta_seconds(parsed, now) if parsed else None
+    expected = polling.retry_after(phase, parsed.queue_position if parsed else None, eta)
+    assert polling.retry_after_of(body, now) == expected
