@@ -3,6 +3,8 @@
 import logging
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from downloadjobs.settings import S3Settings
 
 log = logging.getLogger(__name__)
@@ -13,11 +15,17 @@ def abort_uploads(client: Any, settings: S3Settings, key: str) -> int:
     answer = client.list_multipart_uploads(Bucket=settings.bundle_bucket, Prefix=key)
     aborted = 0
     for upload in answer.get("Uploads", []):
-        if upload["Key"] == key:
+        if upload["Key"] != key:
+            continue
+        try:
             client.abort_multipart_upload(
                 Bucket=settings.bundle_bucket, Key=key, UploadId=upload["UploadId"]
             )
-            aborted += 1
+        except ClientError as exc:
+            # A worker shutting down aborts its own upload between our list and abort.
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise
+        aborted += 1
     return aborted
 
 
