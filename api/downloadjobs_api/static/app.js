@@ -103,7 +103,9 @@ function render(state, listed) {
   const link = /** @type {HTMLAnchorElement} */ (item.querySelector('.download'));
   link.hidden = !(state.status === 'completed' && state.downloadUrl);
   if (state.downloadUrl) {
-    link.href = state.downloadUrl;
+    // The API's /file redirect presigns afresh on every click: a link left open on
+    // the page outlives the presigned URL in the answer.
+    link.href = client.url(`/v1/download/jobs/${encodeURIComponent(state.jobId)}/file`);
     const size = state.result && 'size' in state.result ? ` (${humanSize(Number(state.result.size))})` : '';
     link.textContent = `Download ready${size}`;
   }
