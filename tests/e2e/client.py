@@ -36,3 +36,14 @@ def poll(
             return body, seen
         time.sleep(interval)
     raise AssertionError(f"job {job_id} did not end within {timeout} s")
+
+
+def scrape(port: int) -> dict[str, float]:
+    """A Prometheus endpoint on localhost, as {"name{labels}": value}."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=TIMEOUT).text
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values

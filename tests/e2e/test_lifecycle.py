@@ -16,7 +16,7 @@ import pytest
 from downloadjobs import model, s3
 from downloadjobs_embedded import s3server
 from downloadjobs_embedded.stack import Stack, free_port
-from tests.e2e.client import TIMEOUT, initiate, poll
+from tests.e2e.client import TIMEOUT, initiate, poll, scrape
 
 CAP = 5
 METRICS_PORT = free_port()
@@ -222,12 +222,7 @@ def test_dead_letter_is_labelled_and_replayed(capped: Stack) -> None:
 
 def test_operator_metrics(capped: Stack) -> None:
     """Runs last in this module: the jobs above have moved every gauge and counter."""
-    text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics").text
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
+    values = scrape(METRICS_PORT)
     assert values['downloadjobs_jobs{namespace="default",phase="Completed"}'] >= 50
     assert 'downloadjobs_queue_depth{namespace="default"}' in values
     assert 'downloadjobs_oldest_queued_seconds{namespace="default"}' in values

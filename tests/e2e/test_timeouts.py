@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import kmock
 import pytest
 
 from downloadjobs import model
 from downloadjobs_embedded.stack import Stack, free_port
-from tests.e2e.client import initiate, poll
+from tests.e2e.client import initiate, poll, scrape
 from tests.e2e.test_lifecycle import status, wait_for
 
 STALL_SECONDS = 10
@@ -50,18 +49,8 @@ def event_reasons(stack: Stack, job_id: str) -> list[str]:
     return [e["reason"] for e in events if e["involvedObject"]["name"] == job_id]
 
 
-def counters() -> dict[str, float]:
-    text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics").text
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
-
-
 def test_a_stalled_worker_is_replaced_and_the_job_completes(limited: Stack) -> None:
-    before = counters()
+    before = scrape(METRICS_PORT)
     job_id = initiate(limited.api_url, list(range(70000, 70015)))
     wait_for(lambda: status(limited, job_id)["progress"] > 0, what="the first attempt's progress")
     ((frozen_pod, pid),) = pod_processes(limited, job_id)
@@ -74,7 +63,7 @@ def test_a_stalled_worker_is_replaced_and_the_job_completes(limited: Stack) -> N
     assert final["status"] == "completed", final
     assert final["attempts"] == 2, "the frozen pod was replaced once, and only once"
     assert "Stalled" in event_reasons(limited, job_id)
-    after = counters()
+    after = scrape(METRICS_PORT)
     assert after["downloadjobs_stalls_total"] - before["downloadjobs_stalls_total"] == 1
     retries = "downloadjobs_pod_retries_total"
     assert after[retries] - before[retries] == 1

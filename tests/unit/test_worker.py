@@ -8,26 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from downloadjobs_worker.bundle import Prefetch, Progress, Source, locate, write_zip
 from downloadjobs_worker.upload import MultipartWriter
 from tests.unit.zipcheck import unzip_test
 
 PART = 5 * 1024 * 1024
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="src")
-        client.create_bucket(Bucket="out")
-        yield client
 
 
 def put(s3: Any, file_id: int, data: bytes) -> None:

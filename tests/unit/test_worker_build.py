@@ -3,13 +3,10 @@
 import hashlib
 import io
 import zipfile
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from downloadjobs import s3 as s3_module
 from downloadjobs.settings import S3Settings
@@ -34,17 +31,6 @@ class FakeApi:
 
     def patch_namespaced_custom_object_status(self, *args: Any) -> None:
         self.patches.append(args[-1]["status"])
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="src")
-        client.create_bucket(Bucket="out")
-        yield client
 
 
 def settings(**overrides: Any) -> WorkerSettings:
