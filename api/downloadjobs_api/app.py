@@ -12,7 +12,7 @@ from downloadjobs_api import errors, frontend, logs, openapi, routes
 from downloadjobs_api.cache import Watcher
 from downloadjobs_api.identity import Identity
 from downloadjobs_api.jobs import JobService
-from downloadjobs_api.metrics import Metrics, MetricsMiddleware
+from downloadjobs_api.metrics import Metrics
 from downloadjobs_api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from downloadjobs_api.poller import Poller
 from downloadjobs_api.ratelimit import RateLimitMiddleware
@@ -108,9 +108,9 @@ def create_app(
                 "X-Data-Stale",
             ],
         )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(
         RequestIdMiddleware,
+        metrics=metrics,
         hsts_max_age=settings.hsts_max_age,
         csp=settings.content_security_policy,
         access_log=settings.access_log,

@@ -2,13 +2,12 @@
 Prometheus metrics of the API: requests by route and code, latency, and the
 watch cache (its size, how stale it may be, jobs by phase).
 
-Request metrics are recorded by a plain ASGI middleware keyed by the route's
+Request metrics are recorded by the request-id middleware, keyed by the route's
 template (``/v1/download/jobs/{job_id}``), never the raw path, so job ids do not
 explode the label space. Cache figures are read when Prometheus scrapes.
 """
 
 import collections
-import time
 from collections.abc import Iterator
 
 from prometheus_client import (
@@ -20,7 +19,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from downloadjobs import model
 from downloadjobs_api.cache import JobCache
@@ -78,34 +77,9 @@ class Metrics:
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
-
-def route_of(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return str(path) if path else "unmatched"
-
-
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        code = 500
-
-        async def send_recording(message: Message) -> None:
-            nonlocal code
-            if message["type"] == "http.response.start":
-                code = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_recording)
-        finally:
-            route = route_of(scope)
-            self.metrics.requests.labels(route, scope["method"], str(code)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+    def observe(self, scope: Scope, code: int, seconds: float) -> None:
+        """Count one answered request, labelled by its route's template."""
+        path = getattr(scope.get("route"), "path", None)
+        route = str(path) if path else "unmatched"
+        self.requests.labels(route, scope["method"], str(code)).inc()
+        self.latency.labels(route).observe(seconds)

@@ -10,27 +10,45 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from downloadjobs_api import logs
+from downloadjobs_api.metrics import Metrics
 
 access = logging.getLogger("downloadjobs_api.access")
 
 _SAFE_ID = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
+#: Where inner middleware leaves headers for the response (``scope["state"]``):
+#: one wrapper of ``send`` adds them all, instead of one wrapper per concern.
+RESPONSE_HEADERS = "response_headers"
+
+
+def add_response_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> None:
+    """Have :class:`RequestIdMiddleware` add ``headers`` to the response."""
+    scope.setdefault("state", {}).setdefault(RESPONSE_HEADERS, []).extend(headers)
+
+
 class RequestIdMiddleware:
     """
     Every response carries ``X-Request-ID`` (the client's, if sane, or a new
-    UUID) and the security headers; every log line written while serving the
-    request carries the id, and one access line is logged per request.
+    UUID), the security headers and those inner middleware asked for (see
+    :func:`add_response_headers`); every log line written while serving the
+    request carries the id; each request is counted in the metrics and, as
+    ``access_log`` says, logged.
+
+    All of it happens in one layer: every layer costs each request a call, and
+    polls are cheap enough for that to show.
     """
 
     def __init__(
         self,
         app: ASGIApp,
+        metrics: Metrics,
         hsts_max_age: int = 31536000,
         csp: str = "",
         access_log: str = "all",
     ) -> None:
         self.app = app
+        self.metrics = metrics
         self.access_log = access_log
         self.security = [
             (b"x-content-type-options", b"nosniff"),
@@ -47,7 +65,8 @@ class RequestIdMiddleware:
             return
         sent = Headers(scope=scope).get("x-request-id", "")
         rid = sent if sent and len(sent) <= 128 and set(sent) <= _SAFE_ID else str(uuid.uuid4())
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
         token = logs.request_id.set(rid)
         # The Swagger UI at /docs loads its script from a CDN; every other page is ours.
         extra = [(b"x-request-id", rid.encode()), *self.security]
@@ -56,7 +75,7 @@ class RequestIdMiddleware:
         started = time.perf_counter()
         code = 500
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal code
             if message["type"] == "http.response.start":
                 code = message["status"]
@@ -64,14 +83,17 @@ class RequestIdMiddleware:
                 # A response that sets its own policy (the demo page's) keeps it.
                 present = {name.lower() for name, _ in headers}
                 headers += [h for h in extra if h[0] not in present]
+                headers += state.get(RESPONSE_HEADERS, ())
                 message["headers"] = headers
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_headers)
         finally:
+            duration = time.perf_counter() - started
+            self.metrics.observe(scope, code, duration)
             if self._loggable(scope["method"], code):
-                self._log(scope, code, started)
+                self._log(scope, code, duration)
             logs.request_id.reset(token)
 
     def _loggable(self, method: str, code: int) -> bool:
@@ -82,7 +104,7 @@ class RequestIdMiddleware:
         return method not in ("GET", "HEAD", "OPTIONS") or code >= 400
 
     @staticmethod
-    def _log(scope: Scope, code: int, started: float) -> None:
+    def _log(scope: Scope, code: int, duration: float) -> None:
         access.info(
             "%s %s %s",
             scope["method"],
@@ -92,7 +114,7 @@ class RequestIdMiddleware:
                 "method": scope["method"],
                 "path": scope["path"],
                 "status": code,
-                "durationMs": round((time.perf_counter() - started) * 1000, 2),
+                "durationMs": round(duration * 1000, 2),
             },
         )
 

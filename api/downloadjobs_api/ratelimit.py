@@ -16,9 +16,10 @@ import threading
 import time
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from downloadjobs_api.identity import Identity
+from downloadjobs_api.middleware import add_response_headers
 
 PREFIX = "/v1/"
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -81,21 +82,14 @@ class RateLimitMiddleware:
             (b"ratelimit-remaining", str(remaining).encode()),
             (b"ratelimit-reset", str(reset).encode()),
         ]
+        add_response_headers(scope, extra)
         if not allowed:
-            await self._refuse(scope, send, extra, reset, kind)
+            await self._refuse(scope, send, reset, kind)
             return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, send)
 
     @staticmethod
-    async def _refuse(
-        scope: Scope, send: Send, extra: list[tuple[bytes, bytes]], reset: int, kind: str
-    ) -> None:
+    async def _refuse(scope: Scope, send: Send, reset: int, kind: str) -> None:
         state = scope.get("state", {})
         what = "polls" if kind == "poll" else "requests that create or change jobs"
         body = json.dumps(
@@ -113,7 +107,6 @@ class RateLimitMiddleware:
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
                     (b"retry-after", str(reset).encode()),
-                    *extra,
                 ],
             }
         )

@@ -1,6 +1,8 @@
 """S3 access for the API: availability checks and presigned download URLs."""
 
 import datetime
+import threading
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -9,12 +11,23 @@ from downloadjobs import model, s3
 from downloadjobs.settings import S3Settings
 from downloadjobs_api import schemas
 
+#: A presigned URL is handed out again while at least this share of its lifetime
+#: is left. Signing costs more than the rest of a poll, and every poll of a
+#: completed job carries a URL; reusing it keeps that poll cheap, and a client
+#: still always gets a URL with most of its life ahead.
+REUSE_SHARE = 0.75
+#: At most this many URLs are remembered (the oldest are forgotten first).
+REUSE_CAPACITY = 10_000
+
 
 class Storage:
     def __init__(self, settings: S3Settings) -> None:
         self.settings = settings
         self._client: Any = s3.client(settings)
         self._signer: Any = s3.client(settings, public=True)
+        # (bucket, key, job) -> (url, expires at, reusable until: monotonic seconds)
+        self._urls: dict[tuple[str, str, str], tuple[str, datetime.datetime, float]] = {}
+        self._lock = threading.Lock()
 
     def check(self, file_id: int) -> schemas.CheckResponse:
         key = self.settings.source_key(file_id)
@@ -29,7 +42,25 @@ class Storage:
         )
 
     def presign(self, result: model.BundleResult, job_id: str) -> tuple[str, datetime.datetime]:
-        """A short-lived GET URL for the bundle, signed for the browser-facing endpoint."""
+        """
+        A short-lived GET URL for the bundle, signed for the browser-facing
+        endpoint, and when it expires: the one signed last for this bundle while
+        it has at least :data:`REUSE_SHARE` of its lifetime left, else a new one.
+        """
+        cache_key = (result.bucket, result.key, job_id)
+        now = time.monotonic()
+        cached = self._urls.get(cache_key)
+        if cached is not None and now < cached[2]:
+            return cached[0], cached[1]
+        url, expires_at = self._sign(result, job_id)
+        reuse = (1 - REUSE_SHARE) * self.settings.presign_expiry_seconds
+        with self._lock:
+            if len(self._urls) >= REUSE_CAPACITY:
+                self._urls.pop(next(iter(self._urls)))
+            self._urls[cache_key] = (url, expires_at, now + reuse)
+        return url, expires_at
+
+    def _sign(self, result: model.BundleResult, job_id: str) -> tuple[str, datetime.datetime]:
         expiry = self.settings.presign_expiry_seconds
         url: str = self._signer.generate_presigned_url(
             "get_object",

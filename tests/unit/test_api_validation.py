@@ -239,6 +239,39 @@ def test_completed_job_gets_a_fresh_presigned_url(
     assert "downloadUrl" not in json.dumps(api.created[job_id])
 
 
+def test_a_presigned_url_is_reused_while_most_of_its_life_is_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Signing is the dearest part of a poll; a URL is reused for a quarter of its life."""
+    from downloadjobs_api import storage as storage_module
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    clock = [1000.0]
+    monkeypatch.setattr(storage_module.time, "monotonic", lambda: clock[0])
+    storage = Storage(S3Settings(presign_expiry_seconds=400))
+    signed: list[str] = []
+    sign = storage._sign
+
+    def counting_sign(result: model.BundleResult, job_id: str) -> Any:
+        signed.append(job_id)
+        return sign(result, job_id)
+
+    monkeypatch.setattr(storage, "_sign", counting_sign)
+    bundle = model.BundleResult(bucket="b", key="bundles/default/j.zip", size=5, sha256="0" * 64)
+
+    first = storage.presign(bundle, "j")
+    assert "X-Amz-Expires=400" in first[0]
+    clock[0] += 99  # under a quarter of 400 s: the same URL and expiry, not signed again
+    assert storage.presign(bundle, "j") == first
+    assert signed == ["j"]
+    storage.presign(bundle, "other")  # another job (its file name differs): its own URL
+    assert signed == ["j", "other"]
+    clock[0] += 2  # past a quarter of its life: signed anew
+    storage.presign(bundle, "j")
+    assert signed == ["j", "other", "j"]
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
