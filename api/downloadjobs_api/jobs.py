@@ -10,10 +10,12 @@ not seen yet costs one GET, after which it is cached too.
 
 import base64
 import binascii
+import contextlib
 import datetime
 import hashlib
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import anyio.to_thread
@@ -60,6 +62,24 @@ class TooManyActiveJobs(Exception):
 
 class KubernetesUnavailable(Exception):
     """The Kubernetes API cannot be reached: writes must wait (503)."""
+
+
+@contextlib.contextmanager
+def _translated_errors(name: str) -> Iterator[None]:
+    """
+    The Kubernetes client's failures of a read or patch of job ``name`` as the
+    service's: 404 is no such job, 5xx or no answer is Kubernetes unavailable.
+    """
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 404:
+            raise JobNotFound(name) from exc
+        if exc.status == 0 or exc.status >= 500:
+            raise KubernetesUnavailable(str(exc.reason)) from exc
+        raise
+    except _UNREACHABLE as exc:
+        raise KubernetesUnavailable(str(exc)) from exc
 
 
 def owner_of(body: dict[str, Any]) -> str:
@@ -257,7 +277,7 @@ class JobService:
         """Record a request for the operator as an annotation (what kubectl annotate does)."""
         name = body["metadata"]["name"]
         stamp = datetime.datetime.now(tz=datetime.UTC).isoformat()
-        try:
+        with _translated_errors(name):
             patched: dict[str, Any] = self._api.patch_namespaced_custom_object(
                 model.GROUP,
                 model.VERSION,
@@ -266,14 +286,6 @@ class JobService:
                 name,
                 {"metadata": {"annotations": {annotation: stamp}}},
             )
-        except ApiException as exc:
-            if exc.status == 404:
-                raise JobNotFound(name) from exc
-            if exc.status == 0 or exc.status >= 500:
-                raise KubernetesUnavailable(str(exc.reason)) from exc
-            raise
-        except _UNREACHABLE as exc:
-            raise KubernetesUnavailable(str(exc)) from exc
         self.cache.put(patched)
         return self.describe(patched)
 
@@ -299,18 +311,10 @@ class JobService:
         return await anyio.to_thread.run_sync(self.lookup, job_id, owner)
 
     def _fetch(self, job_id: str) -> dict[str, Any]:
-        try:
+        with _translated_errors(job_id):
             body: dict[str, Any] = self._api.get_namespaced_custom_object(
                 model.GROUP, model.VERSION, self._namespace, model.PLURAL, job_id
             )
-        except ApiException as exc:
-            if exc.status == 404:
-                raise JobNotFound(job_id) from exc
-            if exc.status == 0 or exc.status >= 500:
-                raise KubernetesUnavailable(str(exc.reason)) from exc
-            raise
-        except _UNREACHABLE as exc:
-            raise KubernetesUnavailable(str(exc)) from exc
         return body
 
     def status(self, job_id: str, owner: str = "anonymous") -> schemas.JobStatusResponse:

@@ -165,19 +165,32 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        state: dict[str, Any] = scope.get("state", {})
-        body = json.dumps(
-            {
-                "error": "PAYLOAD_TOO_LARGE",
-                "message": f"the request body is larger than {self.limit} bytes",
-                "requestId": state.get("request_id", ""),
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        message = f"the request body is larger than {self.limit} bytes"
+        await send_error(scope, send, 413, "PAYLOAD_TOO_LARGE", message)
+
+
+async def send_error(
+    scope: Scope,
+    send: Send,
+    status: int,
+    error: str,
+    message: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """The error envelope ``{error, message, requestId}``, sent by a middleware."""
+    state: dict[str, Any] = scope.get("state", {})
+    body = json.dumps(
+        {"error": error, "message": message, "requestId": state.get("request_id", "")}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

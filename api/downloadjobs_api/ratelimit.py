@@ -9,7 +9,6 @@ library was tried first: its in-memory storage starts a timer thread to expire
 counters, measured at one thread start per two polls under load.)
 """
 
-import json
 import math
 import re
 import threading
@@ -19,7 +18,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from downloadjobs_api.identity import Identity
-from downloadjobs_api.middleware import add_response_headers
+from downloadjobs_api.middleware import add_response_headers, send_error
 
 PREFIX = "/v1/"
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -90,24 +89,7 @@ class RateLimitMiddleware:
 
     @staticmethod
     async def _refuse(scope: Scope, send: Send, reset: int, kind: str) -> None:
-        state = scope.get("state", {})
         what = "polls" if kind == "poll" else "requests that create or change jobs"
-        body = json.dumps(
-            {
-                "error": "TOO_MANY_REQUESTS",
-                "message": f"too many {what}; retry in {reset} s",
-                "requestId": state.get("request_id", ""),
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(reset).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        message = f"too many {what}; retry in {reset} s"
+        retry_after = [(b"retry-after", str(reset).encode())]
+        await send_error(scope, send, 429, "TOO_MANY_REQUESTS", message, retry_after)

@@ -115,30 +115,19 @@ POLL_PARAMETERS: dict[str, Any] = {
 }
 
 
-@router.get(
-    "/v1/download/status/{job_id}",
-    response_model=schemas.JobStatusResponse,
-    responses=POLL_RESPONSES,
-    openapi_extra=POLL_PARAMETERS,
-    operation_id="getJobStatus",
-    tags=["download"],
-)
+#: The two poll routes: the original service's ``/status`` and the resource-style ``/jobs``.
+POLL_ROUTE: dict[str, Any] = {
+    "response_model": schemas.JobStatusResponse,
+    "responses": POLL_RESPONSES,
+    "openapi_extra": POLL_PARAMETERS,
+    "tags": ["download"],
+}
+
+
+@router.get("/v1/download/jobs/{job_id}", operation_id="getJob", **POLL_ROUTE)
+@router.get("/v1/download/status/{job_id}", operation_id="getJobStatus", **POLL_ROUTE)
 async def job_status(job_id: JobId, request: Request) -> Response:
     """Where a job is; carries a fresh download URL once it is completed."""
-    poller: Poller = request.app.state.poller
-    return await poller.answer_request(job_id, request)
-
-
-@router.get(
-    "/v1/download/jobs/{job_id}",
-    response_model=schemas.JobStatusResponse,
-    responses=POLL_RESPONSES,
-    openapi_extra=POLL_PARAMETERS,
-    operation_id="getJob",
-    tags=["download"],
-)
-async def job(job_id: JobId, request: Request) -> Response:
-    """The same answer as ``/v1/download/status/{job_id}``."""
     poller: Poller = request.app.state.poller
     return await poller.answer_request(job_id, request)
 
