@@ -371,10 +371,10 @@ class JobService:
         )
 
     def download_url(self, body: dict[str, Any]) -> str:
-        """A fresh presigned URL of a completed job's bundle (409 before that)."""
+        """A newly signed URL of a completed job's bundle (409 before that), for ``/file``."""
         status = model.parse_status(body)
         if status.phase is not model.Phase.COMPLETED or status.result is None:
             state = (status.phase or model.Phase.QUEUED).value.lower()
             raise JobNotReady(f"job {body['metadata']['name']} is {state}; no bundle yet")
-        url, _ = self._storage.presign(status.result, body["metadata"]["name"])
+        url, _ = self._storage.presign(status.result, body["metadata"]["name"], reuse=False)
         return url

@@ -41,16 +41,19 @@ class Storage:
             file_id=file_id, available=True, s3Key=key, size=head["ContentLength"]
         )
 
-    def presign(self, result: model.BundleResult, job_id: str) -> tuple[str, datetime.datetime]:
+    def presign(
+        self, result: model.BundleResult, job_id: str, reuse: bool = True
+    ) -> tuple[str, datetime.datetime]:
         """
         A short-lived GET URL for the bundle, signed for the browser-facing
-        endpoint, and when it expires: the one signed last for this bundle while
-        it has at least :data:`REUSE_SHARE` of its lifetime left, else a new one.
+        endpoint, and when it expires. With ``reuse``, the one signed last for
+        this bundle while it has at least :data:`REUSE_SHARE` of its lifetime
+        left; else (and without ``reuse``) a new one.
         """
         cache_key = (result.bucket, result.key, job_id)
         now = time.monotonic()
         cached = self._urls.get(cache_key)
-        if cached is not None and now < cached[2]:
+        if reuse and cached is not None and now < cached[2]:
             return cached[0], cached[1]
         url, expires_at = self._sign(result, job_id)
         reuse = (1 - REUSE_SHARE) * self.settings.presign_expiry_seconds

@@ -268,8 +268,11 @@ def test_a_presigned_url_is_reused_while_most_of_its_life_is_left(
     storage.presign(bundle, "other")  # another job (its file name differs): its own URL
     assert signed == ["j", "other"]
     clock[0] += 2  # past a quarter of its life: signed anew
-    storage.presign(bundle, "j")
+    renewed = storage.presign(bundle, "j")
     assert signed == ["j", "other", "j"]
+    assert storage.presign(bundle, "j") == renewed  # and that one is reused in turn
+    storage.presign(bundle, "j", reuse=False)  # what /file asks for: always signed anew
+    assert signed == ["j", "other", "j", "j"]
 
 
 @pytest.mark.parametrize(
