@@ -56,11 +56,11 @@ class Storage:
         if reuse and cached is not None and now < cached[2]:
             return cached[0], cached[1]
         url, expires_at = self._sign(result, job_id)
-        reuse = (1 - REUSE_SHARE) * self.settings.presign_expiry_seconds
+        reusable_for = (1 - REUSE_SHARE) * self.settings.presign_expiry_seconds
         with self._lock:
             if len(self._urls) >= REUSE_CAPACITY:
                 self._urls.pop(next(iter(self._urls)))
-            self._urls[cache_key] = (url, expires_at, now + reuse)
+            self._urls[cache_key] = (url, expires_at, now + reusable_for)
         return url, expires_at
 
     def _sign(self, result: model.BundleResult, job_id: str) -> tuple[str, datetime.datetime]:
