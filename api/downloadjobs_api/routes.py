@@ -127,7 +127,7 @@ POLL_ROUTE: dict[str, Any] = {
 @router.get("/v1/download/jobs/{job_id}", operation_id="getJob", **POLL_ROUTE)
 @router.get("/v1/download/status/{job_id}", operation_id="getJobStatus", **POLL_ROUTE)
 async def job_status(job_id: JobId, request: Request) -> Response:
-    """Where a job is; carries a fresh download URL once it is completed."""
+    """Where a job is; carries a download URL once it is completed."""
     poller: Poller = request.app.state.poller
     return await poller.answer_request(job_id, request)
 
