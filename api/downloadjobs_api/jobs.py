@@ -346,6 +346,7 @@ class JobService:
                 expiresAt=expires_at,
                 size=status.result.size,
                 sha256=status.result.sha256,
+                checksumCrc32=status.result.checksum_crc32,
                 missingFileIds=status.result.missing_file_ids,
             )
         error = None

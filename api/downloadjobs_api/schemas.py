@@ -46,7 +46,8 @@ class DownloadResult(BaseModel):
     downloadUrl: str
     expiresAt: datetime.datetime
     size: int
-    sha256: str
+    sha256: str | None = None  # absent when a retried pod resumed the upload
+    checksumCrc32: str | None = None  # S3's full-object CRC-32 (base64), always checkable
     missingFileIds: list[int]
 
 

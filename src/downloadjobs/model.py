@@ -100,12 +100,21 @@ class Phase(enum.StrEnum):
 
 
 class BundleResult(Model):
-    """Where the finished bundle is. Never a URL: the API presigns one per answer."""
+    """
+    Where the finished bundle is. Never a URL: the API presigns one per answer.
+
+    ``checksumCrc32`` is the whole object's CRC-32 in S3's form (base64 of the
+    big-endian value): S3 verified it when the upload completed, and answers it as
+    ``x-amz-checksum-crc32`` (``x-amz-checksum-type: FULL_OBJECT``) to a request
+    with checksum mode enabled. ``sha256`` is the whole object's SHA-256 when one
+    pod wrote all of it; a pod that resumed another's upload cannot know it.
+    """
 
     bucket: str
     key: str
     size: int = Field(ge=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    checksum_crc32: str | None = Field(default=None, pattern=r"^[A-Za-z0-9+/]{6}==$")
     missing_file_ids: list[int] = Field(default_factory=list)
 
 
@@ -146,6 +155,15 @@ class DownloadJobStatus(Model):
     started_at: datetime.datetime | None = None
     completed_at: datetime.datetime | None = None
     heartbeat_at: datetime.datetime | None = None
+    upload_id: str | None = Field(
+        default=None, description="The bundle's multipart upload, while it is being written."
+    )
+    parts_uploaded: int | None = Field(
+        default=None, ge=0, description="Parts of that upload a checkpoint covers."
+    )
+    resumed_from_part: int | None = Field(
+        default=None, ge=0, description="The last pod continued the upload after this part."
+    )
     result: BundleResult | None = None
     error: JobError | None = None
     conditions: list[Condition] | None = None
