@@ -6,6 +6,12 @@ entry carries a data descriptor; the standard library's ``zipfile`` switches
 ZIP64 on per entry from the size known by the HEAD request, and for the archive
 when it grows past 4 GiB or 65,535 entries.
 
+The writer can start over from a checkpoint's :class:`~checkpoint.Point`
+(``resume``): it rebuilds the archive's state there (:mod:`zipstate`), continues
+the current source from its offset, and writes the same bytes the first pod
+would have written. Before each write it tells ``mark`` where it is, for the
+sink to remember at each part boundary.
+
 While the ZIP writer copies one file, the GETs of the next files are already
 open (:class:`Prefetch`, bounded) and the upload sends earlier parts on its own
 threads: downloads, CRC32/SHA-256 and uploads overlap instead of taking turns.
@@ -13,8 +19,8 @@ threads: downloads, CRC32/SHA-256 and uploads overlap instead of taking turns.
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
-import datetime
 import random
 import time
 import zipfile
@@ -22,6 +28,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
+
+from downloadjobs_worker import zipstate
+from downloadjobs_worker.checkpoint import Point
 
 CHUNK = 1024 * 1024  # per-chunk Python work is noise at this size
 
@@ -46,6 +55,7 @@ class Source:
     file_id: int
     key: str
     size: int
+    etag: str = ""
 
     @property
     def entry_name(self) -> str:
@@ -80,9 +90,10 @@ def locate(
     another would cost seconds of round trips before the first byte moves.
     """
 
-    def head(key: str) -> int | None:
+    def head(key: str) -> tuple[int, str] | None:
         try:
-            return int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+            answer = client.head_object(Bucket=bucket, Key=key)
+            return int(answer["ContentLength"]), str(answer.get("ETag", ""))
         except ClientError as exc:
             if _not_found(exc):
                 return None
@@ -92,11 +103,11 @@ def locate(
         sizes = list(pool.map(head, keys.values()))
     present: list[Source] = []
     missing: list[int] = []
-    for (file_id, key), size in zip(keys.items(), sizes, strict=True):
-        if size is None:
+    for (file_id, key), found in zip(keys.items(), sizes, strict=True):
+        if found is None:
             missing.append(file_id)
         else:
-            present.append(Source(file_id, key, size))
+            present.append(Source(file_id, key, *found))
     return present, missing
 
 
@@ -153,6 +164,43 @@ def _close(body: Body) -> None:
         close()
 
 
+class _Gate:
+    """
+    The sink as ``zipfile`` sees it, shut the moment an error escapes the writer.
+
+    Unwinding, ``zipfile`` still writes a data descriptor and a central directory
+    of what it has: garbage that must never reach a part a checkpoint covers.
+    """
+
+    def __init__(self, out: Sink) -> None:
+        self._out = out
+        self._shut = False
+
+    def write(self, data: bytes, /) -> int:
+        return len(data) if self._shut else self._out.write(data)
+
+    def tell(self) -> int:
+        return self._out.tell()
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self._shut = True
+            raise
+
+
+def _no_mark(index: int, offset: int, entry_crc: int, header_offset: int) -> None:
+    pass
+
+
 def write_zip(
     out: Sink,
     sources: list[Source],
@@ -163,39 +211,76 @@ def write_zip(
     compression: int = zipfile.ZIP_STORED,
     delay_ms: tuple[int, int] = (0, 0),
     prefetch: int = 2,
+    stamp: zipstate.Stamp | None = None,
+    entries: list[zipstate.Entry] | None = None,
+    resume: Point | None = None,
+    open_from: Callable[[Source, int], Body] | None = None,
+    mark: Callable[[int, int, int, int], None] = _no_mark,
 ) -> None:
     """
     Stream each source into ``out`` as one ZIP entry, calling ``on_progress`` as bytes flow.
 
     Each chunk is touched once on this thread: ``zipfile`` folds it into the
     entry's CRC32 (and compresses it when asked), ``out`` into the bundle's
-    SHA-256 and its part buffer, all in C; ``out`` uploads full parts on its
+    checksums and its part buffer, all in C; ``out`` uploads full parts on its
     own threads meanwhile, and :class:`Prefetch` opens the next files.
+
+    ``entries`` collects each finished entry's state (a resumed run passes those
+    finished before ``resume``); ``open_from`` opens the source ``resume`` stops
+    in at its offset; every entry carries ``stamp``, so that all pods agree.
     """
-    stamp = datetime.datetime.now(tz=datetime.UTC).timetuple()[:6]
+    stamp = stamp or zipstate.now_stamp()
+    entries = [] if entries is None else entries
+    first, skip = (resume.index, resume.offset) if resume else (0, 0)
+    progress.files_done += first
+    progress.bytes_done += sum(s.size for s in sources[:first]) + skip
+    stored = compression == zipfile.ZIP_STORED
+
+    def opener(source: Source) -> Body:
+        if skip and open_from is not None and source is sources[first]:
+            return open_from(source, skip)
+        return open_source(source)
+
+    gate = _Gate(out)
     with (
-        Prefetch(sources, open_source, ahead=prefetch) as bodies,
-        zipfile.ZipFile(out, mode="w", compression=compression, allowZip64=True) as archive,
+        Prefetch(sources[first:], opener, ahead=prefetch) as bodies,
+        zipfile.ZipFile(gate, mode="w", compression=compression, allowZip64=True) as archive,
+        gate.guard(),
     ):
-        for source in sources:
-            if delay_ms[1] > 0:  # the original service's slowness, with a heartbeat meanwhile
-                pause = random.uniform(*delay_ms) / 1000
-                deadline = time.monotonic() + pause
-                while (left := deadline - time.monotonic()) > 0:
-                    time.sleep(min(left, 0.5))
-                    on_progress(progress)
-            info = zipfile.ZipInfo(source.entry_name, date_time=stamp)
-            info.compress_type = compression
-            info.file_size = source.size
-            info.external_attr = 0o644 << 16
+        zipstate.restore(archive, entries)
+        for index in range(first, len(sources)):
+            source = sources[index]
+            written = skip if index == first else 0
+            if not written:
+                mark(index, 0, 0, 0)
+                if delay_ms[1] > 0:  # the original service's slowness, with a heartbeat
+                    pause = random.uniform(*delay_ms) / 1000
+                    deadline = time.monotonic() + pause
+                    while (left := deadline - time.monotonic()) > 0:
+                        time.sleep(min(left, 0.5))
+                        on_progress(progress)
             body = bodies.next_body()
+            if written:
+                assert resume is not None
+                info = zipstate.reopen_info(
+                    source.entry_name, source.size, stamp, resume.header_offset
+                )
+                handle = zipstate.reopen(archive, info, written=written, crc=resume.entry_crc)
+            else:
+                info = zipstate.open_info(source.entry_name, source.size, stamp, compression)
+                handle = archive.open(info, mode="w")
             try:
-                with archive.open(info, mode="w") as entry:
+                with handle as entry, gate.guard():
                     for chunk in body.iter_chunks(CHUNK):
+                        if stored and written:  # a deflater's state cannot be saved
+                            mark(index, written, zipstate.entry_crc(entry), info.header_offset)
                         entry.write(chunk)
+                        written += len(chunk)
                         progress.bytes_done += len(chunk)
                         on_progress(progress)
             finally:
                 _close(body)
+            entries.append(zipstate.record(info))
             progress.files_done += 1
             on_progress(progress)
+        mark(len(sources), 0, 0, 0)

@@ -10,20 +10,25 @@ Exit codes (the Job's podFailurePolicy reads them):
 ====  ==========================================================
 
 Running twice for the same job is harmless: the bundle key is fixed and the
-object only appears when its multipart upload completes.
+object only appears when its multipart upload completes. A pod that finds a
+checkpoint of an earlier one continues that upload when :func:`checkpoint.plan`
+allows it, and starts from scratch when it does not.
 """
 
 import logging
 import signal
 import sys
 import zipfile
+from typing import Any
 
 import kubernetes
 from botocore.exceptions import ClientError
 
 from downloadjobs import kube, model, s3
 from downloadjobs.settings import S3Settings
-from downloadjobs_worker.bundle import Progress, locate, write_zip
+from downloadjobs_worker import checkpoint, zipstate
+from downloadjobs_worker.bundle import Progress, Source, locate, write_zip
+from downloadjobs_worker.checkpoint import Checkpoint, Part, SourceState
 from downloadjobs_worker.reporter import StatusReporter
 from downloadjobs_worker.settings import WorkerSettings
 from downloadjobs_worker.upload import MultipartWriter
@@ -50,6 +55,46 @@ class PermanentFailure(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+def resumable(
+    client: Any,
+    bucket: str,
+    key: str,
+    states: list[SourceState],
+    missing: list[int],
+    settings: WorkerSettings,
+    compression: int,
+) -> tuple[Checkpoint, list[Part]] | None:
+    """
+    The checkpoint to continue from and its uploaded parts, or None to start afresh.
+
+    An upload that cannot be continued is aborted here, so it does not linger.
+    """
+    saved = checkpoint.load(client, bucket, checkpoint.checkpoint_key(key))
+    if saved is None:
+        return None
+    if isinstance(saved, Checkpoint):
+        listed = checkpoint.list_parts(client, bucket, key, saved.upload_id)
+        verdict = checkpoint.plan(
+            saved,
+            sources=states,
+            missing=missing,
+            listed=listed,
+            part_size=settings.worker_part_size,
+            compression=compression,
+        )
+        if isinstance(verdict, Checkpoint):
+            parts = [p for p in listed or [] if p.number <= verdict.parts]
+            return verdict, parts
+        if listed is not None:
+            try:
+                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=saved.upload_id)
+            except ClientError as exc:
+                log.warning("could not abort the stale upload: %s", exc)
+        saved = verdict
+    log.warning("starting the bundle afresh (%s): %s", saved.reason, saved.message)
+    return None
 
 
 def build(
@@ -99,34 +144,83 @@ def build(
         status.bytes_done = p.bytes_done
         reporter.progress(status)
 
+    bucket = s3_settings.bundle_bucket
     key = s3_settings.bundle_key(settings.job_namespace, settings.job_name)
+    checkpoint_key = checkpoint.checkpoint_key(key)
     compression = (
         zipfile.ZIP_DEFLATED if settings.worker_compression == "deflated" else zipfile.ZIP_STORED
     )
+    states = [SourceState(file_id=s.file_id, key=s.key, size=s.size, etag=s.etag) for s in sources]
+    found = resumable(client, bucket, key, states, missing, settings, compression)
+    saved = found[0] if found else None
+    stamp = saved.stamp if saved else zipstate.now_stamp()
+    entries = list(saved.entries) if saved else []
+
+    def save(upload_id: str, parts: int, point: checkpoint.Point) -> None:
+        snapshot = Checkpoint(
+            upload_id=upload_id,
+            part_size=settings.worker_part_size,
+            parts=parts,
+            compression=compression,
+            stamp=stamp,
+            sources=states,
+            missing=missing,
+            point=point,
+            entries=entries[: point.index],
+        )
+        checkpoint.save(client, bucket, checkpoint_key, snapshot)
+        status.parts_uploaded = parts
+
+    def get(source: Source, offset: int = 0) -> Any:
+        """A source's bytes from ``offset``, only if it is still the file the HEAD saw."""
+        ranged = {"Range": f"bytes={offset}-"} if offset else {}
+        answer = client.get_object(
+            Bucket=s3_settings.source_bucket, Key=source.key, IfMatch=source.etag, **ranged
+        )
+        return answer["Body"]
+
+    resume = (saved.upload_id, found[1], saved.point) if saved and found else None
     with MultipartWriter(
         client,
-        s3_settings.bundle_bucket,
+        bucket,
         key,
         settings.worker_part_size,
         concurrency=settings.worker_upload_concurrency,
+        on_checkpoint=save,
+        resume=resume,
     ) as out:
+        status.upload_id = out.upload_id
+        if saved is not None:
+            status.resumed_from_part = saved.parts  # the operator posts an event for it
+            log.info("resuming upload %s after part %d", saved.upload_id, saved.parts)
+        reporter.progress(status, force=True)
         write_zip(
             out,
             sources,
-            lambda src: client.get_object(Bucket=s3_settings.source_bucket, Key=src.key)["Body"],
+            get,
             progress,
             on_progress,
             compression=compression,
             delay_ms=(settings.worker_delay_min_ms, settings.worker_delay_max_ms),
             prefetch=settings.worker_prefetch,
+            stamp=stamp,
+            entries=entries,
+            resume=saved.point if saved else None,
+            open_from=get,
+            mark=out.mark,
         )
         out.complete()
     log.info("bundle uploaded: %d bytes", out.size)
+    try:
+        client.delete_object(Bucket=bucket, Key=checkpoint_key)
+    except ClientError as exc:  # the operator removes it with the bundle
+        log.warning("checkpoint not removed: %s", exc)
     result = model.BundleResult(
-        bucket=s3_settings.bundle_bucket,
+        bucket=bucket,
         key=key,
         size=out.size,
         sha256=out.sha256,
+        checksum_crc32=out.crc32,
         missing_file_ids=missing,
     )
     status.result = result

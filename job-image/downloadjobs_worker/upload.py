@@ -1,8 +1,18 @@
 """
 A write-only file object that streams into an S3 multipart upload.
 
-Nothing is visible at the key until :meth:`MultipartWriter.complete`; any
-failure aborts the upload, so a reader never sees a half-written bundle.
+Nothing is visible at the key until :meth:`MultipartWriter.complete`, so a
+reader never sees a half-written bundle. A failure aborts the upload unless a
+checkpoint was saved: then the parts stay for the next pod to continue
+(``resume``), and the operator aborts what no pod finishes.
+
+At every part boundary the writer remembers the last place the ZIP writer
+marked before it (:meth:`mark`), and once parts 1..n are all uploaded it hands
+part n's place to ``on_checkpoint``. It keeps the bundle's CRC-32 as it goes,
+for S3 to verify as a full-object checksum: unlike SHA-256, whose state Python
+cannot save, a CRC-32 continues in the next pod. A resumed writer starts at the
+checkpoint's place and drops the bytes up to the end of the uploaded parts,
+which the ZIP writer regenerates only to get back in step.
 
 Parts go up ``concurrency`` at a time on a thread pool while the next part
 fills, so the writer is limited by S3, not by waiting for each PUT in turn.
@@ -11,12 +21,17 @@ whatever the size of the bundle. Bytes are copied once, from the caller's chunk
 into a part buffer; the HTTP layer reads the buffer through a memoryview.
 """
 
+import base64
 import concurrent.futures
 import hashlib
 import logging
 import queue
 import threading
+import zlib
+from collections.abc import Callable
 from typing import Any
+
+from downloadjobs_worker.checkpoint import Part, Point
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +73,21 @@ class PartBody:
         return True
 
 
+def _no_checkpoint(upload_id: str, parts: int, point: Point) -> None:
+    pass
+
+
 class MultipartWriter:
     def __init__(
-        self, client: Any, bucket: str, key: str, part_size: int, concurrency: int = 1
+        self,
+        client: Any,
+        bucket: str,
+        key: str,
+        part_size: int,
+        concurrency: int = 1,
+        *,
+        on_checkpoint: Callable[[str, int, Point], None] = _no_checkpoint,
+        resume: tuple[str, list[Part], Point] | None = None,
     ) -> None:
         self._client = client
         self.bucket = bucket
@@ -71,29 +98,53 @@ class MultipartWriter:
         self._buffers = 0
         self._current: bytearray | None = None
         self._fill = 0
-        self._parts: dict[int, str] = {}  # part number -> ETag
+        self._parts: dict[int, Part] = {}
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._next_part = 1
         self._position = 0
-        self._sha256 = hashlib.sha256()
+        self._sha256: Any = hashlib.sha256()
+        self._crc = 0
         self._upload_id: str | None = None
         self._failure: BaseException | None = None
+        self._on_checkpoint = on_checkpoint
+        self._mark: Point | None = None
+        self._marks: dict[int, Point | None] = {}  # part number -> its place
+        self._uploaded = 0  # parts 1..this are all up
+        self._saved = 0  # the last checkpoint's part count
+        self._save_lock = threading.Lock()
+        self._drop_until = 0
+        if resume is not None:
+            self._upload_id, parts, point = resume
+            self._parts = {part.number: part for part in parts if part.number <= len(parts)}
+            self._uploaded = self._saved = len(self._parts)
+            self._next_part = self._uploaded + 1
+            self._position, self._crc = point.stream, point.bundle_crc
+            self._drop_until = self._uploaded * part_size
+            self._sha256 = None  # the first pod's bytes are not here to hash
         self._pool = concurrent.futures.ThreadPoolExecutor(
             self._concurrency, thread_name_prefix="upload-part"
         )
         self._lock = threading.Lock()
 
     def __enter__(self) -> "MultipartWriter":
-        created = self._client.create_multipart_upload(
-            Bucket=self.bucket, Key=self.key, ContentType="application/zip"
-        )
-        self._upload_id = created["UploadId"]
+        if self._upload_id is None:
+            created = self._client.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.key,
+                ContentType="application/zip",
+                ChecksumAlgorithm="CRC32",
+                ChecksumType="FULL_OBJECT",
+            )
+            self._upload_id = created["UploadId"]
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             if exc_type is not None:
                 self._settle()
+                if self._saved:
+                    log.info("keeping upload %s: %d parts to resume", self._upload_id, self._saved)
+                    return
                 try:
                     self.abort()
                 except Exception:  # the original error matters more; S3 expires the parts
@@ -105,9 +156,12 @@ class MultipartWriter:
     def write(self, data: bytes | bytearray | memoryview) -> int:
         view = memoryview(data).cast("B")
         size = len(view)
-        self._sha256.update(view)
+        if self._sha256 is not None:
+            self._sha256.update(view)
+        self._crc = zlib.crc32(view, self._crc)
+        # a resumed writer regenerates bytes already uploaded: they only move the place on
+        offset = min(size, max(0, self._drop_until - self._position))
         self._position += size
-        offset = 0
         while offset < size:
             if self._current is None:
                 self._current = self._take_buffer()
@@ -126,6 +180,17 @@ class MultipartWriter:
     def flush(self) -> None:
         pass
 
+    def mark(self, index: int, offset: int, entry_crc: int, header_offset: int) -> None:
+        """The ZIP writer can restart from here (see :class:`~checkpoint.Point`)."""
+        self._mark = Point(
+            stream=self._position,
+            index=index,
+            offset=offset,
+            entry_crc=entry_crc,
+            header_offset=header_offset,
+            bundle_crc=self._crc,
+        )
+
     def close(self) -> None:
         """Nothing to release: :meth:`complete` or :meth:`abort` ends the upload."""
 
@@ -137,8 +202,19 @@ class MultipartWriter:
         return self._position
 
     @property
-    def sha256(self) -> str:
-        return self._sha256.hexdigest()
+    def sha256(self) -> str | None:
+        """The bundle's SHA-256; None when another pod wrote its first parts."""
+        return None if self._sha256 is None else str(self._sha256.hexdigest())
+
+    @property
+    def crc32(self) -> str:
+        """The bundle's CRC-32 as S3 writes a full-object checksum: base64, big-endian."""
+        return base64.b64encode(self._crc.to_bytes(4, "big")).decode()
+
+    @property
+    def upload_id(self) -> str:
+        assert self._upload_id is not None
+        return self._upload_id
 
     # -- parts ---------------------------------------------------------------------------------
 
@@ -171,6 +247,7 @@ class MultipartWriter:
         self._current, self._fill = None, 0
         number = self._next_part
         self._next_part += 1
+        self._marks[number] = self._mark  # at or before this part's end
         self._pending.add(self._pool.submit(self._upload_part, number, buffer, length))
 
     def _upload_part(self, number: int, buffer: bytearray, length: int) -> None:
@@ -182,11 +259,36 @@ class MultipartWriter:
                 PartNumber=number,
                 Body=PartBody(memoryview(buffer)[:length]),
                 ContentLength=length,
+                ChecksumAlgorithm="CRC32",
             )
-            with self._lock:
-                self._parts[number] = answer["ETag"]
         finally:
             self._free.put(buffer)
+        part = Part(
+            number=number, etag=answer["ETag"], size=length, crc32=answer.get("ChecksumCRC32")
+        )
+        with self._lock:
+            self._parts[number] = part
+            uploaded = self._uploaded
+            while uploaded + 1 in self._parts:
+                uploaded += 1
+            point = self._marks.get(uploaded)
+            for done in range(self._uploaded + 1, uploaded + 1):
+                self._marks.pop(done, None)
+            self._uploaded = uploaded
+        if point is not None:
+            self._checkpoint(uploaded, point)
+
+    def _checkpoint(self, parts: int, point: Point) -> None:
+        """Best effort: a checkpoint missed only means more to redo after a crash."""
+        with self._save_lock:
+            if parts <= self._saved:
+                return  # a later one was saved by a faster thread
+            try:
+                self._on_checkpoint(self.upload_id, parts, point)
+            except Exception as exc:
+                log.warning("checkpoint after part %d not saved: %s", parts, exc)
+                return
+            self._saved = parts
 
     def _settle(self) -> None:
         """Wait for every part in flight, whatever its outcome."""
@@ -200,12 +302,14 @@ class MultipartWriter:
             self._submit()
         self._settle()
         self._reap()
-        parts = [{"PartNumber": n, "ETag": self._parts[n]} for n in sorted(self._parts)]
+        parts = [_listed(self._parts[n]) for n in sorted(self._parts)]
         self._client.complete_multipart_upload(
             Bucket=self.bucket,
             Key=self.key,
             UploadId=self._upload_id,
             MultipartUpload={"Parts": parts},
+            ChecksumCRC32=self.crc32,
+            ChecksumType="FULL_OBJECT",
         )
 
     def abort(self) -> None:
@@ -214,3 +318,10 @@ class MultipartWriter:
                 Bucket=self.bucket, Key=self.key, UploadId=self._upload_id
             )
             self._upload_id = None
+
+
+def _listed(part: Part) -> dict[str, Any]:
+    entry: dict[str, Any] = {"PartNumber": part.number, "ETag": part.etag}
+    if part.crc32:
+        entry["ChecksumCRC32"] = part.crc32
+    return entry

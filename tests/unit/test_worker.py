@@ -86,7 +86,8 @@ def test_a_failed_build_leaves_nothing_at_the_key(s3: Any) -> None:
 def test_locate_tells_present_from_missing(s3: Any) -> None:
     put(s3, 70001, b"abc")
     present, missing = locate(s3, "src", {70002: "files/70002.zip", 70001: "files/70001.zip"})
-    assert present == [Source(70001, "files/70001.zip", 3)]
+    etag = '"900150983cd24fb0d6963f7d28e17f72"'  # what a later GET must still match
+    assert present == [Source(70001, "files/70001.zip", 3, etag)]
     assert missing == [70002]
 
 

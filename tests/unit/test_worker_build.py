@@ -94,7 +94,7 @@ def test_compression_is_a_setting(s3: Any) -> None:
     assert len(body) < sum(map(len, data.values())) // 10
 
 
-def test_a_failed_upload_leaves_no_object_at_the_bundle_key(
+def test_a_failed_upload_leaves_no_bundle_but_a_checkpoint_to_resume_from(
     s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed(s3)
@@ -115,7 +115,9 @@ def test_a_failed_upload_leaves_no_object_at_the_bundle_key(
     monkeypatch.setattr(main.s3, "client", lambda *a, **kw: FailingParts(real_client(*a, **kw)))
     api = FakeApi([70001, 70002, 70003])
     with pytest.raises(ClientError):
-        run(api, settings())
-    assert s3.list_objects_v2(Bucket="out").get("KeyCount") == 0
-    assert s3.list_multipart_uploads(Bucket="out").get("Uploads", []) == []
+        run(api, settings(worker_upload_concurrency=1))
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="out").get("Contents", [])]
+    assert keys == [f"{KEY}.checkpoint"], "no bundle, only the checkpoint after part 1"
+    (upload,) = s3.list_multipart_uploads(Bucket="out")["Uploads"]  # kept for the next pod
     assert all("result" not in patch for patch in api.patches)
+    assert api.patches[-1]["uploadId"] == upload["UploadId"]
