@@ -26,6 +26,8 @@ class Context:
     s3: Any  # boto3 S3 client
     s3_settings: S3Settings
     settings: OperatorSettings
+    #: resume events this process posted or found posted (saves a 409 per reconcile)
+    announced: set[str] = dataclasses.field(default_factory=set)
 
 
 def _meta(body: dict[str, Any]) -> tuple[str, str]:
@@ -98,6 +100,7 @@ def cancel(ctx: Context, body: dict[str, Any]) -> str:
         ctx.cluster.delete_job(namespace, status.job_name)
     key = bundle_key(ctx, body)
     bundles.abort_uploads(ctx.s3, ctx.s3_settings, key)
+    bundles.remove_checkpoint(ctx.s3, ctx.s3_settings, key)
     bundles.remove_bundle(ctx.s3, ctx.s3_settings, key)
     return "cancelled"
 
@@ -120,6 +123,9 @@ def replay(ctx: Context, body: dict[str, Any]) -> str:
         attempts=0,
         filesDone=None,
         bytesDone=None,
+        uploadId=None,
+        partsUploaded=None,
+        resumedFromPart=None,
         startedAt=None,
         completedAt=None,
         heartbeatAt=None,
@@ -148,6 +154,7 @@ def cleanup(ctx: Context, body: dict[str, Any]) -> None:
         ctx.cluster.delete_job(namespace, status.job_name)
     key = bundle_key(ctx, body)
     bundles.abort_uploads(ctx.s3, ctx.s3_settings, key)
+    bundles.remove_checkpoint(ctx.s3, ctx.s3_settings, key)
     if not ctx.settings.keep_bundles:
         bundles.remove_bundle(ctx.s3, ctx.s3_settings, key)
 
@@ -161,11 +168,19 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
     status = model.parse_status(body)
     now = model.utcnow()
     annotations = body["metadata"].get("annotations") or {}
+    notes = []
+    resumed = f"{name}.resumed-{status.resumed_from_part}"
+    if status.resumed_from_part and resumed not in ctx.announced:
+        message = f"A retried pod resumed the upload after part {status.resumed_from_part}."
+        if ctx.cluster.post_event_once(body, resumed, "Resumed", message):
+            notes.append("Resumed")
+        ctx.announced.add(resumed)
     if status.phase is model.Phase.CANCELLED:
         # A worker that was still shutting down may have opened an upload after
         # the cancel handler looked: keep sweeping until the resource expires.
         key = bundle_key(ctx, body)
         if bundles.abort_uploads(ctx.s3, ctx.s3_settings, key):
+            bundles.remove_checkpoint(ctx.s3, ctx.s3_settings, key)
             bundles.remove_bundle(ctx.s3, ctx.s3_settings, key)
     if status.phase is not None and status.phase.terminal:
         ttl = (
@@ -176,24 +191,23 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
         ended = status.completed_at or model.parse_time(body["metadata"].get("creationTimestamp"))
         if ended is not None and (now - ended).total_seconds() >= ttl:
             ctx.cluster.delete_downloadjob(namespace, name)
-            return ["Expired"]
-        return []
+            return [*notes, "Expired"]
+        return notes
     if body["metadata"].get("deletionTimestamp"):
-        return []  # being deleted: the cleanup handler owns it (never recreate its Job)
+        return notes  # being deleted: the cleanup handler owns it (never recreate its Job)
     if model.ANNOTATION_CANCEL in annotations or status.job_name is None:
-        return []  # the cancel handler, or the create handler, owns it
+        return notes  # the cancel handler, or the create handler, owns it
     job = ctx.cluster.job(namespace, status.job_name)
     if job is None:
         if status.result is not None:  # finished, and its Job already expired
             patch = transition(status, model.Phase.COMPLETED, "JobComplete", "Recovered.")
             patch.update(progress=100, completedAt=now.isoformat())
             ctx.cluster.patch_status(namespace, name, patch)
-            return ["Recovered"]
+            return [*notes, "Recovered"]
         created = ctx.cluster.create_job(
             namespace, manifests.build_job(body, ctx.s3_settings, ctx.settings)
         )
-        return ["JobRecreated"] if created else []
-    notes = []
+        return [*notes, "JobRecreated"] if created else notes
     if follow(ctx, job) is not None:
         notes.append("DriftRepaired")
     beat = status.heartbeat_at or status.started_at

@@ -1,4 +1,7 @@
-"""The operator's S3 housekeeping: aborting partial uploads, removing bundles."""
+"""
+The operator's S3 housekeeping: aborting partial uploads, removing bundles and
+the workers' checkpoints (``<bundle key>.checkpoint``) with them.
+"""
 
 import logging
 from typing import Any
@@ -27,6 +30,11 @@ def abort_uploads(client: Any, settings: S3Settings, key: str) -> int:
                 raise
         aborted += 1
     return aborted
+
+
+def remove_checkpoint(client: Any, settings: S3Settings, key: str) -> None:
+    """A checkpoint outlives its upload only to be refused: it goes with the upload."""
+    client.delete_object(Bucket=settings.bundle_bucket, Key=f"{key}.checkpoint")
 
 
 def remove_bundle(client: Any, settings: S3Settings, key: str) -> None:

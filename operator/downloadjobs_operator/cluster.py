@@ -65,6 +65,40 @@ class Cluster:
             if exc.status != 404:
                 raise
 
+    def post_event_once(
+        self, body: dict[str, Any], event_name: str, reason: str, message: str
+    ) -> bool:
+        """
+        A Normal event on a DownloadJob under a fixed name: posting it again is a
+        409, so it is told once however often a reconcile (or a new operator) asks.
+        """
+        meta = body["metadata"]
+        now = model.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "metadata": {"name": event_name, "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": model.API_VERSION,
+                "kind": model.KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "reason": reason,
+            "message": message,
+            "type": "Normal",
+            "source": {"component": "downloadjobs-operator"},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(meta["namespace"], event)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
     # Jobs and pods
     def jobs(self, namespace: str) -> list[dict[str, Any]]:
         response = self.batch.list_namespaced_job(

@@ -134,6 +134,6 @@ async def reconcile(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_
                 reason="Stalled",
                 message="No heartbeat; its pod was deleted to retry.",
             )
-        elif note != "Expired":
+        elif note not in ("Expired", "Resumed"):  # the action posted Resumed itself
             normal(body, note, f"Periodic reconcile: {note}.")
     await memo.queue.poke(str(namespace), unless_fresher_than=2.0)

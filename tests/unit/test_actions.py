@@ -40,6 +40,13 @@ class FakeCluster:
     def downloadjob(self, namespace: str, name: str) -> dict[str, Any] | None:
         return None
 
+    def delete_job(self, namespace: str, name: str) -> None:
+        pass
+
+    def post_event_once(self, body: dict[str, Any], name: str, reason: str, message: str) -> bool:
+        self.events = [*getattr(self, "events", []), (name, reason, message)]
+        return name not in [e[0] for e in self.events[:-1]]  # the API server's 409
+
 
 def context(cluster: FakeCluster, **settings: Any) -> actions.Context:
     return actions.Context(cluster, None, S3Settings(), OperatorSettings(**settings))  # type: ignore[arg-type]
@@ -130,3 +137,28 @@ def test_a_job_being_deleted_never_gets_its_job_back() -> None:
     deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     assert actions.reconcile(context(cluster), deleting) == []
     assert cluster.created == []
+
+
+def test_a_resumed_pod_is_told_once_in_an_event() -> None:
+    cluster = FakeCluster(job={"metadata": {"name": "dj-abc"}, "spec": {}, "status": {}})
+    ctx = context(cluster)
+    running = {"phase": "Processing", "jobName": "dj-abc", "resumedFromPart": 7}
+    assert "Resumed" in actions.reconcile(ctx, body(running))
+    assert "Resumed" not in actions.reconcile(ctx, body(running))
+    assert cluster.events == [
+        ("abc.resumed-7", "Resumed", "A retried pod resumed the upload after part 7.")
+    ]
+    fresh = context(cluster)  # a new operator process: the fixed event name makes it a 409
+    assert "Resumed" not in actions.reconcile(fresh, body({**running, "phase": "Completed"}))
+
+
+def test_cancel_and_deletion_remove_the_checkpoint_with_the_upload(s3: Any) -> None:
+    settings = S3Settings(bundle_bucket="out")
+    key = settings.bundle_key("ns", "abc")
+    for action in (actions.cancel, actions.cleanup):
+        s3.create_multipart_upload(Bucket="out", Key=key)
+        s3.put_object(Bucket="out", Key=f"{key}.checkpoint", Body=b"{}")
+        ctx = actions.Context(FakeCluster(), s3, settings, OperatorSettings())  # type: ignore[arg-type]
+        action(ctx, body({"phase": "Processing"}))
+        assert s3.list_objects_v2(Bucket="out").get("KeyCount") == 0, action
+        assert s3.list_multipart_uploads(Bucket="out").get("Uploads", []) == [], action
