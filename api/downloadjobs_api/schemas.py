@@ -46,8 +46,8 @@ class DownloadResult(BaseModel):
     downloadUrl: str
     expiresAt: datetime.datetime
     size: int
-    sha256: str | None = None  # absent when a retried pod resumed the upload
-    checksumCrc32: str | None = None  # S3's full-object CRC-32 (base64), always checkable
+    sha256: str | None = None  # bundles of workers before checksumCrc32 only
+    checksumCrc32: str | None = None  # S3's full-object CRC-32 (base64)
     missingFileIds: list[int]
 
 

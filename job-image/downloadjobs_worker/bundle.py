@@ -68,6 +68,7 @@ class Progress:
     bytes_total: int
     files_done: int = 0
     bytes_done: int = 0
+    bytes_read: int = 0  # by this pod: bytes_done less what an earlier pod wrote
 
     @property
     def percent(self) -> int:
@@ -277,6 +278,7 @@ def write_zip(
                         entry.write(chunk)
                         written += len(chunk)
                         progress.bytes_done += len(chunk)
+                        progress.bytes_read += len(chunk)
                         on_progress(progress)
             finally:
                 _close(body)

@@ -210,7 +210,7 @@ def build(
             mark=out.mark,
         )
         out.complete()
-    log.info("bundle uploaded: %d bytes", out.size)
+    log.info("bundle uploaded: %d bytes, %d read from sources", out.size, progress.bytes_read)
     try:
         client.delete_object(Bucket=bucket, Key=checkpoint_key)
     except ClientError as exc:  # the operator removes it with the bundle
@@ -219,7 +219,6 @@ def build(
         bucket=bucket,
         key=key,
         size=out.size,
-        sha256=out.sha256,
         checksum_crc32=out.crc32,
         missing_file_ids=missing,
     )

@@ -106,8 +106,8 @@ class BundleResult(Model):
     ``checksumCrc32`` is the whole object's CRC-32 in S3's form (base64 of the
     big-endian value): S3 verified it when the upload completed, and answers it as
     ``x-amz-checksum-crc32`` (``x-amz-checksum-type: FULL_OBJECT``) to a request
-    with checksum mode enabled. ``sha256`` is the whole object's SHA-256 when one
-    pod wrote all of it; a pod that resumed another's upload cannot know it.
+    with checksum mode enabled. It replaced ``sha256``, which only workers before
+    resumption wrote: a pod that continues another's upload cannot know a SHA-256.
     """
 
     bucket: str

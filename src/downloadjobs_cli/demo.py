@@ -97,7 +97,7 @@ def golden_path(
         print(f"job ended {final['status']}: {final.get('error')}")
         return 1
     result = final["result"]
-    print(f"download {result['size']} bytes (sha256 {result['sha256'][:12]}…)")
+    print(f"download {result['size']} bytes (CRC-32 {result['checksumCrc32']})")
     with urllib.request.urlopen(result["downloadUrl"], timeout=30) as response:
         bundle = response.read()
     problems = verify(bundle, file_ids, result["missingFileIds"], s3_settings, credentials)

@@ -113,7 +113,6 @@ def test_a_worker_killed_at_80_percent_is_resumed_by_the_next_pod(
     assert len(data) == head["ContentLength"] == final["result"]["size"]
     crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
     assert final["result"]["checksumCrc32"] == crc == head["ChecksumCRC32"]
-    assert final["result"].get("sha256") is None, "no pod saw all of the bytes"
     with zipfile.ZipFile(io.BytesIO(data)) as bundle:
         assert bundle.testzip() is None
         assert bundle.namelist() == [f"{i}.zip" for i in IDS]

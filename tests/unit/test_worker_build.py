@@ -1,8 +1,9 @@
 """One worker run against S3 (moto, in process): what the status says is what S3 holds."""
 
-import hashlib
+import base64
 import io
 import zipfile
+import zlib
 from typing import Any
 
 import pytest
@@ -68,7 +69,10 @@ def test_the_status_describes_the_uploaded_bundle(s3: Any) -> None:
 
     body = s3.get_object(Bucket="out", Key=KEY)["Body"].read()
     final = api.patches[-1]
-    assert final["result"]["sha256"] == hashlib.sha256(body).hexdigest() == result.sha256
+    crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    assert final["result"]["checksumCrc32"] == crc == result.checksum_crc32
+    head = s3.head_object(Bucket="out", Key=KEY, ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == crc and head["ChecksumType"] == "FULL_OBJECT", "S3 checked it"
     assert final["result"]["size"] == len(body)
     assert final["result"]["missingFileIds"] == [90000]
     assert final["progress"] == 100 and final["filesDone"] == final["filesTotal"] == 4

@@ -86,7 +86,6 @@ def crash_then_rerun(
 def test_the_next_pod_resumes_after_the_last_checkpointed_part(s3: Any, crash_at_part: Any) -> None:
     final, _ = crash_then_rerun(s3, crash_at_part)
     assert final["resumedFromPart"] == 3
-    assert "sha256" not in final["result"], "the second pod never saw the first parts"
     head = s3.head_object(Bucket="out", Key=KEY, ChecksumMode="ENABLED")
     assert head["ChecksumCRC32"] == final["result"]["checksumCrc32"]
 
@@ -97,7 +96,6 @@ def test_a_changed_source_means_a_clean_restart(s3: Any, crash_at_part: Any) -> 
 
     final, _ = crash_then_rerun(s3, crash_at_part, change)
     assert "resumedFromPart" not in final
-    assert len(final["result"]["sha256"]) == 64
 
 
 def test_a_checkpoint_that_does_not_match_the_upload_means_a_clean_restart(

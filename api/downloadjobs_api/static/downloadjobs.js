@@ -31,7 +31,7 @@
  * @property {number} attempts           server-side attempts (2+ means the job is being retried)
  * @property {JobError|null} error
  * @property {string|null} downloadUrl   presigned, short-lived; only when completed
- * @property {object|null} result        the server's `result` (size, sha256, missingFileIds …)
+ * @property {object|null} result        the server's `result` (size, checksumCrc32, missingFileIds …)
  * @property {boolean} reconnecting      the last poll failed (network, 5xx); retrying
  * @property {number} retryAttempt       consecutive failed polls (0 when the last one worked)
  * @property {boolean} terminal          completed, failed or cancelled: polling has stopped
