@@ -13,10 +13,18 @@ the same source bytes, one after the other, measured the same way by
 - the baseline, ``benchmarks/copy_baseline.py``: streaming GET → multipart PUT
   with the same client, part size and upload concurrency, nothing else.
 
-The worker's bundle is then checked (SHA-256 and size against its status, entry
+The worker's bundle is then checked (CRC-32 and size against its status, entry
 names and order, every CRC) before both objects are deleted. Each pair runs
-``REPEATS`` times (or ``--repeat``), alternating which goes first; the best time of
-each counts.
+``REPEATS`` times (or ``--repeat``), alternating which goes first; the best time
+of each counts.
+
+The ``resume`` case builds the 16x64MiB bundle three times: once uninterrupted,
+once SIGKILLed when its status passes 80 %, and once more as the Job's next pod
+would, which continues the killed one's upload. It reports the second pod's
+bytes read from sources over the bundle's size (``resume_reread_fraction``, as
+the worker counts them) and its time over the uninterrupted run's
+(``resume_time_ratio``).
+
 The last line printed is one JSON object with the figures.
 
 Usage: ``python benchmarks/bundle.py [--repeat N] [--only NAME ...]``.
@@ -24,18 +32,22 @@ Usage: ``python benchmarks/bundle.py [--repeat N] [--only NAME ...]``.
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
-import hashlib
+import datetime
 import json
 import os
+import re
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -96,6 +108,8 @@ SCENARIOS: dict[str, Scenario] = {
 #: repeat, and its ratio is the one a busy machine disturbs most.
 REPEATS = {"64x4MiB": 3, "16x64MiB": 1, "mixed": 1}
 SMALL, LARGE = "64x4MiB", "mixed"  # the 256 MiB run and the largest, for rss_growth_mib
+RESUME, RESUMED_SIZE, KILL_AT = "resume", "16x64MiB", 0.8
+COMPLETE_LOG = ("completing the upload", "bundle uploaded")  # the worker's log lines
 
 
 class Cluster:
@@ -232,18 +246,22 @@ class Bench:
         self.seeded.update(file_id for file_id, _ in todo)
 
 
+def crc32_b64(value: int) -> str:
+    return base64.b64encode(value.to_bytes(4, "big")).decode()
+
+
 def verify(client: Any, bucket: str, key: str, status: dict[str, Any], request: Scenario) -> None:
     """The bundle is the one the status describes, a valid ZIP of the present files in order."""
     result = status["result"]
     missing = [file_id for file_id, size in request if size is None]
     assert result["missingFileIds"] == missing, result["missingFileIds"]
-    digest = hashlib.sha256()
+    crc = 0
     with tempfile.TemporaryFile() as copy:
         for chunk in client.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(MiB):
-            digest.update(chunk)
+            crc = zlib.crc32(chunk, crc)
             copy.write(chunk)
         assert copy.tell() == result["size"], (copy.tell(), result["size"])
-        assert digest.hexdigest() == result["sha256"], "SHA-256 differs from the status"
+        assert crc32_b64(crc) == result["checksumCrc32"], "CRC-32 differs from the status"
         copy.seek(0)
         with zipfile.ZipFile(copy) as bundle:
             names = [f"{file_id}.zip" for file_id, size in request if size is not None]
@@ -262,6 +280,7 @@ class Size:
     bench: Bench
     #: (seconds, peak RSS MiB, CPU seconds) of each run
     worker_runs: list[tuple[float, float, float]] = dataclasses.field(default_factory=list)
+    read_fraction: float = 0.0  # of the last worker run: bytes read from sources / bundle
     baseline_runs: list[tuple[float, float, float]] = dataclasses.field(default_factory=list)
 
     @property
@@ -337,6 +356,74 @@ def run_size(name: str, request: Scenario, bench: Bench, repeat: int) -> dict[st
     return figures
 
 
+def run_resume(bench: Bench) -> dict[str, Any]:
+    """Uninterrupted, killed at ``KILL_AT``, then resumed: what the second pod redid."""
+    request = SCENARIOS[RESUMED_SIZE]
+    bench.seed(request)
+    size = Size(RESUME, request, bench)
+    args = [sys.executable, "-m", "downloadjobs_cli", "worker"]
+
+    def run_worker(job: str) -> tuple[float, float, float]:
+        """Seconds, peak RSS and the CompleteMultipartUpload's seconds of one worker run."""
+        env = {**bench.env, "DOWNLOADJOBS_JOB_NAME": job}
+        seconds, rss, _, text = measure(args, env, bench.state / f"{job}-worker.log")
+        key = bench.settings.bundle_key(NAMESPACE, job)
+        verify(bench.client, bench.settings.bundle_bucket, key, bench.cluster.status(job), request)
+        bench.client.delete_object(Bucket=bench.settings.bundle_bucket, Key=key)
+        read = re.search(r"bundle uploaded: (\d+) bytes, (\d+) read from sources", text)
+        assert read is not None
+        size.read_fraction = int(read[2]) / int(read[1])
+        stamps = [re.search(rf"^(\S+ \S+) .*{what}", text, re.M) for what in COMPLETE_LOG]
+        start, end = (datetime.datetime.fromisoformat(s[1].replace(",", ".")) for s in stamps if s)
+        return seconds, rss, (end - start).total_seconds()
+
+    bench.cluster.create_job("resume-whole", size.ids)
+    whole_s, _, whole_complete_s = run_worker("resume-whole")
+
+    job = "resume-cut"
+    bench.cluster.create_job(job, size.ids)
+    env = {**bench.env, "DOWNLOADJOBS_JOB_NAME": job}
+    with (bench.state / f"{job}-killed.log").open("wb") as log:
+        first = subprocess.Popen(args, env=env, stdout=log, stderr=log, start_new_session=True)
+        try:
+            while first.poll() is None:
+                status = bench.cluster.status(job)
+                if (
+                    status.get("bytesTotal")
+                    and status["bytesDone"] >= KILL_AT * status["bytesTotal"]
+                ):
+                    break
+                time.sleep(0.05)
+        finally:
+            if first.poll() is None:
+                os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    killed = bench.cluster.status(job)
+    seconds, rss, complete_s = run_worker(job)
+    status = bench.cluster.status(job)
+    assert status.get("resumedFromPart"), "the second pod did not resume"
+    figures = {
+        "size": RESUME,
+        "source_mib": round(size.source_bytes / MiB, 1),
+        "killed_at_percent": round(100 * killed["bytesDone"] / killed["bytesTotal"], 1),
+        "resumed_after_part": status["resumedFromPart"],
+        "whole_s": round(whole_s, 2),
+        "resumed_s": round(seconds, 2),
+        "resumed_peak_rss_mib": round(rss, 1),
+        "resume_reread_fraction": round(size.read_fraction, 3),
+        "resume_time_ratio": round(seconds / whole_s, 3),
+        # moto's CompleteMultipartUpload copies every part in Python (about 4 s/GiB here):
+        # both runs pay it in full, whatever the second re-read
+        "whole_complete_s": round(whole_complete_s, 2),
+        "resumed_complete_s": round(complete_s, 2),
+        "resume_time_ratio_before_complete": round(
+            (seconds - complete_s) / (whole_s - whole_complete_s), 3
+        ),
+    }
+    print(json.dumps(figures), flush=True)
+    return figures
+
+
 @contextlib.contextmanager
 def bench_environment(state: Path, knobs: dict[str, int]) -> Iterator[Bench]:
     with Cluster(state) as cluster, moto(state) as endpoint:
@@ -365,7 +452,9 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, help=f"runs of each size, best counts (default: {REPEATS})"
     )
-    parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS), help="some sizes only")
+    parser.add_argument(
+        "--only", nargs="*", choices=sorted([*SCENARIOS, RESUME]), help="some sizes only"
+    )
     fields = WorkerSettings.model_fields
     parser.add_argument("--part-size", type=int, default=fields["worker_part_size"].default)
     parser.add_argument(
@@ -373,32 +462,37 @@ def main() -> None:
     )
     args = parser.parse_args()
     knobs = {"part_size": args.part_size, "concurrency": args.concurrency}
-    names = args.only or list(SCENARIOS)
+    names = args.only or [*SCENARIOS, RESUME]
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix="bundle-bench-") as tmp,
         bench_environment(Path(tmp), knobs) as bench,
     ):
         runs = [
-            run_size(name, SCENARIOS[name], bench, args.repeat or REPEATS[name]) for name in names
+            run_size(name, SCENARIOS[name], bench, args.repeat or REPEATS[name])
+            for name in names
+            if name != RESUME
         ]
+        resumed = run_resume(bench) if RESUME in names else {}
     by_name = {run["size"]: run for run in runs}
     summary: dict[str, Any] = {
-        "ratio_min": min(run["ratio"] for run in runs),
-        "peak_rss_mib": max(run["worker_peak_rss_mib"] for run in runs),
+        "ratio_min": min((run["ratio"] for run in runs), default=None),
+        "peak_rss_mib": max((run["worker_peak_rss_mib"] for run in runs), default=None),
         "rss_growth_mib": (
             round(by_name[LARGE]["worker_peak_rss_mib"] - by_name[SMALL]["worker_peak_rss_mib"], 1)
             if SMALL in by_name and LARGE in by_name
             else None
         ),
+        "resume_reread_fraction": resumed.get("resume_reread_fraction"),
+        "resume_time_ratio": resumed.get("resume_time_ratio"),
         "part_size": args.part_size,
         "concurrency": args.concurrency,
-        "repeat": {name: args.repeat or REPEATS[name] for name in names},
+        "repeat": {name: args.repeat or REPEATS[name] for name in names if name in REPEATS},
         "seconds": round(time.monotonic() - started),
         "benchmark_peak_rss_mib": round(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
         ),
-        "runs": runs,
+        "runs": [*runs, resumed] if resumed else runs,
     }
     print(json.dumps(summary))
 

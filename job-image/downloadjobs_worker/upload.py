@@ -293,6 +293,7 @@ class MultipartWriter:
             self._submit()
         self._settle()
         self._reap()
+        log.info("%d parts uploaded; completing the upload", len(self._parts))
         parts = [_listed(self._parts[n]) for n in sorted(self._parts)]
         self._client.complete_multipart_upload(
             Bucket=self.bucket,
