@@ -235,6 +235,7 @@ def write_zip(
     first, skip = (resume.index, resume.offset) if resume else (0, 0)
     progress.files_done += first
     progress.bytes_done += sum(s.size for s in sources[:first]) + skip
+    on_progress(progress)  # the first status write: never 0 % after a resume at 80 %
     stored = compression == zipfile.ZIP_STORED
 
     def opener(source: Source) -> Body:

@@ -134,7 +134,6 @@ def build(
         bytes_total=sum(s.size for s in sources),
         bytes_done=0,
     )
-    reporter.progress(status, force=True)
     progress = Progress(files_total=len(keys), bytes_total=status.bytes_total or 0)
     progress.files_done = len(missing)
 
@@ -193,7 +192,6 @@ def build(
         if saved is not None:
             status.resumed_from_part = saved.parts  # the operator posts an event for it
             log.info("resuming upload %s after part %d", saved.upload_id, saved.parts)
-        reporter.progress(status, force=True)
         write_zip(
             out,
             sources,

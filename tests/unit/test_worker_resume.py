@@ -54,7 +54,8 @@ def crash_at_part(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def crash_then_rerun(
     s3: Any, crash_at_part: Any, between: Any = None, orphans: int = 0
-) -> tuple[dict[str, Any], bytes]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Crash a build at part 4, do ``between``, build again: (final status, first status)."""
     data = seed(s3)
     data[70001] = data[70001] * 2  # 24 MiB: parts 1-4 in the first file, 5 MiB each
     s3.put_object(Bucket="src", Key=f"files/{70001}.zip", Body=data[70001])
@@ -80,12 +81,13 @@ def crash_then_rerun(
     assert len(s3.list_multipart_uploads(Bucket="out").get("Uploads", [])) == orphans
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="out").get("Contents", [])]
     assert keys == [KEY], "the checkpoint is gone with the upload"
-    return final, body
+    return final, api.patches[0]
 
 
 def test_the_next_pod_resumes_after_the_last_checkpointed_part(s3: Any, crash_at_part: Any) -> None:
-    final, _ = crash_then_rerun(s3, crash_at_part)
+    final, first = crash_then_rerun(s3, crash_at_part)
     assert final["resumedFromPart"] == 3
+    assert first["progress"] >= 50, "a resumed job never shows 0 % again"
     head = s3.head_object(Bucket="out", Key=KEY, ChecksumMode="ENABLED")
     assert head["ChecksumCRC32"] == final["result"]["checksumCrc32"]
 
