@@ -114,7 +114,7 @@ class MultipartWriter:
         self._drop_until = 0
         if resume is not None:
             self._upload_id, parts, point = resume
-            self._parts = {part.number: part for part in parts if part.number <= len(parts)}
+            self._parts = {part.number: part for part in parts}  # 1..n, as plan() checked
             self._uploaded = self._saved = len(self._parts)
             self._next_part = self._uploaded + 1
             self._position, self._crc = point.stream, point.bundle_crc

@@ -178,9 +178,10 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
     if status.phase is model.Phase.CANCELLED:
         # A worker that was still shutting down may have opened an upload after
         # the cancel handler looked: keep sweeping until the resource expires.
+        # So may a checkpoint that was being written, whatever the upload's fate.
         key = bundle_key(ctx, body)
+        bundles.remove_checkpoint(ctx.s3, ctx.s3_settings, key)
         if bundles.abort_uploads(ctx.s3, ctx.s3_settings, key):
-            bundles.remove_checkpoint(ctx.s3, ctx.s3_settings, key)
             bundles.remove_bundle(ctx.s3, ctx.s3_settings, key)
     if status.phase is not None and status.phase.terminal:
         ttl = (
