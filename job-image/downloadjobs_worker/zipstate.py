@@ -17,9 +17,7 @@ state cannot be saved, so deflated bundles resume only at entry boundaries.
 
 import datetime
 import zipfile
-from typing import IO, Any
-
-from pydantic import BaseModel, ConfigDict
+from typing import IO, Any, NamedTuple
 
 Stamp = tuple[int, int, int, int, int, int]
 
@@ -30,10 +28,11 @@ def now_stamp() -> Stamp:
     return (now.year, now.month, now.day, now.hour, now.minute, now.second)
 
 
-class Entry(BaseModel):
-    """A finished entry: what the central directory needs to list it."""
-
-    model_config = ConfigDict(frozen=True)
+class Entry(NamedTuple):
+    """
+    A finished entry: what the central directory needs to list it. A tuple, so
+    that a checkpoint of a thousand entries stays a JSON array per entry.
+    """
 
     name: str
     header_offset: int
