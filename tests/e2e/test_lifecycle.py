@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import kmock
 import pytest
 
 from downloadjobs import model, s3
@@ -20,8 +19,6 @@ from tests.e2e.client import TIMEOUT, initiate, poll, scrape
 
 CAP = 5
 METRICS_PORT = free_port()
-DJ = kmock.resource(model.GROUP, model.VERSION, model.PLURAL)
-PODS = kmock.resource("", "v1", "pods")
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +73,9 @@ def leftovers(stack: Stack, job_id: str) -> dict[str, Any]:
     key = stack.s3_settings.bundle_key(stack.namespace, job_id)
     uploads = client.list_multipart_uploads(Bucket=stack.s3_settings.bundle_bucket, Prefix=key)
     objects = client.list_objects_v2(Bucket=stack.s3_settings.bundle_bucket, Prefix=key)
-    assert stack.runner is not None
     return {
         "jobs": [j["metadata"]["name"] for j in stack.jobs() if job_id in j["metadata"]["name"]],
-        "processes": [p for (_, p) in stack.call(lambda: stack.runner.processes) if job_id in p],
+        "processes": [pod for pod, _ in stack.pod_processes() if job_id in pod],
         "uploads": uploads.get("Uploads", []),
         "objects": objects.get("Contents", []),
     }
@@ -215,7 +211,7 @@ def test_dead_letter_is_labelled_and_replayed(capped: Stack) -> None:
     assert body["status"]["jobName"] == f"dj-{job_id}-r1"
     assert model.LABEL_DEAD_LETTER not in (body["metadata"].get("labels") or {})
     assert model.ANNOTATION_RETRY not in (body["metadata"].get("annotations") or {})
-    events = capped.call(lambda: capped.server.objects(kmock.resource("", "v1", "events")))
+    events = capped.events()
     reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == job_id]
     assert {"Failed", "Replayed", "Completed"} <= set(reasons), reasons
 
