@@ -217,7 +217,7 @@ class Stack:
         config["contexts"][0]["context"]["namespace"] = self.namespace
         self.kubeconfig.write_text(yaml.safe_dump(config))
         self.kubeconfig.chmod(0o600)
-        self._wait(self._apiserver_ready, "apiserver", 120)
+        self.wait_apiserver()
         self._add_command(
             "controller-manager",
             control.controller_manager_command(),
@@ -241,6 +241,10 @@ class Stack:
             *(f"--env={k}={v}" for k, v in node_env.items()),
         ]
         self._add_command("nodeagent", agent, dict(os.environ, PYTHONUNBUFFERED="1"))
+
+    def wait_apiserver(self, timeout: float = 120) -> None:
+        """Until kube-apiserver answers ``/readyz`` (after a start or a restart)."""
+        self._wait(self._apiserver_ready, "apiserver", timeout)
 
     def _apiserver_ready(self) -> bool:
         try:

@@ -175,6 +175,7 @@ def test_polls_and_the_operator_ride_out_a_restart_of_the_api_server(slow: Stack
         slow.stop("apiserver")
         time.sleep(3)
         slow.start("apiserver")
+        slow.wait_apiserver()
         after = initiate(slow.api_url, [70060, 70061])  # written after the restart
         final = poll(slow.api_url, job_id, timeout=180)[0]
         assert final["status"] == "completed", final
