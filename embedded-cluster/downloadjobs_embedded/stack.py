@@ -91,6 +91,8 @@ class Stack:
     #: Operator replicas. One runs ``--standalone``; more share a KopfPeering object
     #: with descending priorities ("operator" highest, then "operator-2", …).
     operators: int = 1
+    #: Only etcd, kube-apiserver and the CRD: for benchmarks that seed objects directly.
+    control_plane_only: bool = False
 
     supervisor: Supervisor = attrs.field(factory=Supervisor, init=False)
     control: controlplane.ControlPlane | None = attrs.field(default=None, init=False)
@@ -149,6 +151,9 @@ class Stack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
             self._start_control_plane()
+            if self.control_plane_only:
+                self._bootstrap(workloads=False)
+                return self
             self._start_s3()
             self._bootstrap()
             self._start_faults()
@@ -218,6 +223,8 @@ class Stack:
         self.kubeconfig.write_text(yaml.safe_dump(config))
         self.kubeconfig.chmod(0o600)
         self.wait_apiserver()
+        if self.control_plane_only:
+            return
         self._add_command(
             "controller-manager",
             control.controller_manager_command(),
@@ -287,7 +294,7 @@ class Stack:
         threading.Thread(target=run, daemon=True, name="s3-faults").start()
         started.wait(10)
 
-    def _bootstrap(self) -> None:
+    def _bootstrap(self, workloads: bool = True) -> None:
         """What a cluster admin and ``helm install`` would have created."""
         core = kubernetes.client.CoreV1Api(self.client)
         _create(lambda: core.create_namespace({"metadata": {"name": self.namespace}}))
@@ -299,6 +306,8 @@ class Stack:
             _create(lambda d=definition: extensions.create_custom_resource_definition(d))
             name = definition["metadata"]["name"]
             self._wait(lambda n=name: _established(extensions, n), "apiserver", 60)
+        if not workloads:
+            return
         ns = self.namespace
         account = {"metadata": {"name": WORKER_SERVICE_ACCOUNT}}
         _create(lambda: core.create_namespaced_service_account(ns, account))
@@ -381,7 +390,18 @@ class Stack:
 
     def start(self, name: str) -> None:
         """Start again a process that :meth:`stop` stopped, on the same port."""
+        process = self.supervisor.processes[name]
+        if name == "api":  # with the environment as ``extra_env`` says now
+            process.env = self._api_env()
+        elif name.startswith("operator"):
+            process.env = self._operator_env()
         self.supervisor.start(name)
+
+    def write_kubeconfig(self, path: Path, server: str) -> None:
+        """The admin's kubeconfig with another server address (a proxy in front of it)."""
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        config["clusters"][0]["cluster"]["server"] = server
+        path.write_text(yaml.safe_dump(config))
 
     def kill(self, name: str) -> int:
         """SIGKILL one process, as by hand; the supervisor brings it back with back-off."""

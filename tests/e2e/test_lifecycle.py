@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import kubernetes
 import pytest
 
 from downloadjobs import model, s3
@@ -159,11 +160,9 @@ def test_cancel_after_completion_is_409(capped: Stack) -> None:
 def test_kubectl_style_delete_stops_everything(capped: Stack) -> None:
     job_id = initiate(capped.api_url, list(range(70000, 70040)))
     wait_for(lambda: status(capped, job_id)["progress"] > 0, what="progress")
-    url = (
-        f"{capped.kube_url}/apis/{model.GROUP}/{model.VERSION}/namespaces/"
-        f"{capped.namespace}/{model.PLURAL}/{job_id}"
+    kubernetes.client.CustomObjectsApi(capped.client).delete_namespaced_custom_object(
+        model.GROUP, model.VERSION, capped.namespace, model.PLURAL, job_id
     )
-    assert httpx.delete(url).status_code == 200
     wait_for(
         lambda: job_id not in [d["metadata"]["name"] for d in capped.downloadjobs()],
         what="the resource to go (its finalizer released)",
@@ -180,11 +179,13 @@ def test_dead_letter_is_labelled_and_replayed(capped: Stack) -> None:
     job_id = initiate(capped.api_url, [missing])
     final = poll(capped.api_url, job_id)[0]
     assert final["status"] == "failed" and final["error"]["reason"] == "AllFilesMissing"
-    url = (
-        f"{capped.kube_url}/apis/{model.GROUP}/{model.VERSION}/namespaces/"
-        f"{capped.namespace}/{model.PLURAL}"
+    dead = kubernetes.client.CustomObjectsApi(capped.client).list_namespaced_custom_object(
+        model.GROUP,
+        model.VERSION,
+        capped.namespace,
+        model.PLURAL,
+        label_selector=f"{model.LABEL_DEAD_LETTER}=true",
     )
-    dead = httpx.get(url, params={"labelSelector": f"{model.LABEL_DEAD_LETTER}=true"}).json()
     assert job_id in [d["metadata"]["name"] for d in dead["items"]]
 
     early = httpx.post(
