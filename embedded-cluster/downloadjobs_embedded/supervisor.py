@@ -109,13 +109,24 @@ class Supervisor:
                 process.backoff = BACKOFF_FIRST
                 process.spawn()
 
-    def kill(self, name: str) -> int:
-        """SIGKILL a process as a person would by hand; the supervisor brings it back."""
-        with self._lock:
-            popen = self.processes[name].popen
-        assert popen is not None
-        os.kill(popen.pid, signal.SIGKILL)
-        return popen.pid
+    def kill(self, name: str, timeout: float = 60) -> int:
+        """
+        SIGKILL a process as a person would by hand; the supervisor brings it back.
+
+        A process in its restart back-off is waited for first: killing it twice in
+        a row means killing two lives of it, not the same corpse twice.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                process = self.processes[name]
+                popen = process.popen
+                if popen is not None and process.alive():
+                    os.kill(popen.pid, signal.SIGKILL)
+                    return popen.pid
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} is not running to be killed")
+            time.sleep(0.1)
 
     def close(self, order: list[str]) -> None:
         """Stop everything: the names in ``order`` first, in that order, then the rest."""

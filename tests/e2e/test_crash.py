@@ -47,10 +47,17 @@ def test_burst_with_every_process_of_the_stack_killed(burst_stack: Stack) -> Non
     stack = burst_stack
     rng = random.Random(20261128)
     kills: list[tuple[str, float]] = []
+    errors: list[BaseException] = []
     created = threading.Event()
     done = threading.Event()
 
     def killer() -> None:
+        try:
+            kill_everything()
+        except BaseException as exc:  # surfaces below; the wait loop stops on it
+            errors.append(exc)
+
+    def kill_everything() -> None:
         start = time.monotonic()
         moments = sorted(rng.uniform(2, 30) for _ in range(KILLS))
         for moment in moments:
@@ -72,7 +79,7 @@ def test_burst_with_every_process_of_the_stack_killed(burst_stack: Stack) -> Non
             ids = list(pool.map(lambda i: initiate(stack.api_url, [70000 + i % 100]), range(BURST)))
         created.set()
         deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not errors:
             try:
                 bodies = stack.downloadjobs()
             except Exception:  # the API server or etcd is down a moment
@@ -89,6 +96,7 @@ def test_burst_with_every_process_of_the_stack_killed(burst_stack: Stack) -> Non
         done.set()
         chaos.join()
 
+    assert errors == []
     assert [name for name, _ in kills] == ["operator"] * KILLS + list(OTHERS), kills
     restarts = {name: stack.supervisor.processes[name].restarts for name in ("operator", *OTHERS)}
     assert all(restarts.values()), restarts
