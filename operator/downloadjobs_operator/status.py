@@ -95,13 +95,13 @@ def attempts_of(job_status: dict[str, Any]) -> int:
     """
     Pods the Job has started so far, wherever the Job controller counts them now.
 
-    A pod moves from ``active`` (or ``terminating``) through
-    ``uncountedTerminatedPods`` into ``failed`` or ``succeeded``; the Job can be
-    complete while its last pod is still uncounted, so each place counts.
+    A pod moves from ``active`` through ``uncountedTerminatedPods`` into ``failed``
+    or ``succeeded``; the Job can be complete while its last pod is still uncounted,
+    so each place counts. ``terminating`` does not: a Job past its deadline counts
+    its deleted pod as failed while the pod still terminates.
     """
     uncounted = job_status.get("uncountedTerminatedPods") or {}
-    counted = sum(int(job_status.get(k) or 0) for k in ("active", "terminating", "failed"))
-    counted += int(job_status.get("succeeded") or 0)
+    counted = sum(int(job_status.get(k) or 0) for k in ("active", "failed", "succeeded"))
     return counted + len(uncounted.get("failed") or []) + len(uncounted.get("succeeded") or [])
 
 

@@ -12,11 +12,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from downloadjobs import model
 from downloadjobs_embedded.stack import Stack
-from tests.e2e.client import initiate
+from tests.e2e.client import TIMEOUT, initiate
 
 BURST = 200
 KILLS = 3
@@ -110,6 +111,10 @@ def test_burst_with_every_process_of_the_stack_killed(burst_stack: Stack) -> Non
     assert [o for o in per_owner if o not in bodies] == [], "no Job without its DownloadJob"
     for job_id in ids:
         assert per_owner[job_id] == 1, f"{job_id} has {per_owner[job_id]} Jobs"
+    stack.wait_http(f"{stack.api_url}/ready", "api")
+    for job_id in rng.sample(ids, 5):  # and the API, killed last, answers again
+        answer = httpx.get(f"{stack.api_url}/v1/download/status/{job_id}", timeout=TIMEOUT)
+        assert answer.status_code == 200 and answer.json()["status"] == "completed"
     print(
         f"\n{BURST} jobs, SIGKILLs at {[(n, round(t, 1)) for n, t in kills]} s: "
         f"{dict(final)}; duplicate Jobs 0; orphaned Jobs 0"

@@ -200,6 +200,15 @@ def test_attempts_count_pods_the_job_controller_has_not_counted_yet() -> None:
     patch = status_patch(job, processing)
     assert patch is not None and patch["phase"] == "Completed"
     assert "attempts" not in patch, "2 attempts stay 2"
-    terminating = {"metadata": {"name": "dj-x"}, "status": {"terminating": 1, "startTime": "x"}}
-    first = model.DownloadJobStatus(phase=model.Phase.PROCESSING, started_at=NOW)
-    assert status_patch(terminating, first) == {"attempts": 1}
+    past_deadline = {
+        "metadata": {"name": "dj-x"},
+        "status": {
+            "failed": 1,
+            "terminating": 1,  # the same pod, still stopping
+            "startTime": "x",
+            "conditions": [{"type": "FailureTarget", "status": "True"}],
+        },
+    }
+    first = model.DownloadJobStatus(phase=model.Phase.PROCESSING, attempts=1, started_at=NOW)
+    patch = status_patch(past_deadline, first)
+    assert patch is not None and "attempts" not in patch
