@@ -105,6 +105,12 @@ def attempts_of(job_status: dict[str, Any]) -> int:
     return counted + len(uncounted.get("failed") or []) + len(uncounted.get("succeeded") or [])
 
 
+def failures_of(job_status: dict[str, Any]) -> int:
+    """Failed pods of a Job, counted or not yet counted by the Job controller."""
+    uncounted = job_status.get("uncountedTerminatedPods") or {}
+    return int(job_status.get("failed") or 0) + len(uncounted.get("failed") or [])
+
+
 def status_patch(
     job: dict[str, Any], current: model.DownloadJobStatus, now: datetime.datetime | None = None
 ) -> dict[str, Any] | None:
