@@ -15,7 +15,7 @@ from downloadjobs.settings import S3Settings
 from downloadjobs_operator import bundles, manifests, metrics
 from downloadjobs_operator.cluster import Cluster
 from downloadjobs_operator.settings import OperatorSettings
-from downloadjobs_operator.status import status_patch, transition
+from downloadjobs_operator.status import failures_of, status_patch, transition
 
 
 @dataclasses.dataclass
@@ -69,7 +69,7 @@ def follow(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     ctx.cluster.patch_status(namespace, owner, patch)
     if patch.get("phase") == model.Phase.FAILED.value:
         ctx.cluster.patch_metadata(namespace, owner, {"labels": {model.LABEL_DEAD_LETTER: "true"}})
-    failures = int((job.get("status") or {}).get("failed") or 0)
+    failures = failures_of(job.get("status") or {})
     if "attempts" in patch and failures and patch["attempts"] > (current.attempts or 0):
         metrics.RETRIES.inc(patch["attempts"] - max(current.attempts or 1, 1))
     if patch.get("phase") in (model.Phase.COMPLETED.value, model.Phase.FAILED.value):

@@ -22,6 +22,10 @@ def _dicts(response: Any) -> list[dict[str, Any]]:
     return items
 
 
+#: Seconds a stalled worker gets between SIGTERM and SIGKILL (a pod's default is 30).
+STALLED_POD_GRACE_SECONDS = 5
+
+
 class Cluster:
     def __init__(self) -> None:
         self.custom = kubernetes.client.CustomObjectsApi()
@@ -152,6 +156,9 @@ class Cluster:
 
         A replacement pod has not written a heartbeat yet: the job's heartbeat is
         the old pod's, so only pods older than the stall limit may be judged by it.
+        A pod already terminating is not judged again. The grace period is short:
+        a stalled worker answers no signal, and ``podReplacementPolicy: Failed``
+        holds its replacement back until it is gone.
         """
         response = self.core.list_namespaced_pod(
             namespace, label_selector=f"job-name={job}", _preload_content=False
@@ -161,10 +168,17 @@ class Cluster:
             created = model.parse_time(pod["metadata"].get("creationTimestamp"))
             if created is None or created >= started_before:
                 continue
+            if pod["metadata"].get("deletionTimestamp"):
+                continue
             if (pod.get("status") or {}).get("phase") in ("Pending", "Running", None):
                 name = pod["metadata"]["name"]
                 try:
-                    self.core.delete_namespaced_pod(name, namespace, _preload_content=False)
+                    self.core.delete_namespaced_pod(
+                        name,
+                        namespace,
+                        grace_period_seconds=STALLED_POD_GRACE_SECONDS,
+                        _preload_content=False,
+                    )
                 except ApiException as exc:
                     if exc.status != 404:
                         raise

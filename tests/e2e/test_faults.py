@@ -60,14 +60,9 @@ def test_worker_killed_mid_upload_completes_on_the_next_attempt(flaky: Stack) ->
     watcher.start()
     try:
         wait_for(lambda: 10 < status(flaky, job_id)["progress"] < 90, what="an upload underway")
-        assert flaky.runner is not None
-        pods = [
-            p
-            for p in flaky.call(lambda: list(flaky.runner._processes.items()))
-            if job_id in p[0][1]
-        ]
-        assert len(pods) == 1
-        os.killpg(pods[0][1].pid, signal.SIGKILL)
+        pids = [pid for pod, pid in flaky.pod_processes() if job_id in pod]
+        assert len(pids) == 1
+        os.killpg(pids[0], signal.SIGKILL)
         final = poll(flaky.api_url, job_id, timeout=240, interval=1.0)[0]
     finally:
         stop.set()
