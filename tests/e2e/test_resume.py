@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import kmock
 import pytest
 from botocore.exceptions import ClientError
 
@@ -75,14 +74,9 @@ def test_a_worker_killed_at_80_percent_is_resumed_by_the_next_pod(
     watcher.start()
     try:
         wait_for(lambda: status(stack, job_id)["progress"] >= 78, timeout=120, what="80 %")
-        assert stack.runner is not None
-        pods = [
-            p
-            for p in stack.call(lambda: list(stack.runner._processes.items()))
-            if job_id in p[0][1]
-        ]
-        assert len(pods) == 1
-        os.killpg(pods[0][1].pid, signal.SIGKILL)
+        pids = [pid for pod, pid in stack.pod_processes() if job_id in pod]
+        assert len(pids) == 1
+        os.killpg(pids[0], signal.SIGKILL)
         killed_at = downloadjob(stack, job_id)["status"]
         final = poll(stack.api_url, job_id, timeout=240, interval=1.0)[0]
     finally:
@@ -96,7 +90,7 @@ def test_a_worker_killed_at_80_percent_is_resumed_by_the_next_pod(
     reasons = wait_for(
         lambda: [
             e["reason"]
-            for e in stack.call(lambda: stack.server.objects(kmock.resource("", "v1", "events")))
+            for e in stack.events()
             if e["involvedObject"]["name"] == job_id and e["reason"] == "Resumed"
         ],
         what="the Resumed event",
