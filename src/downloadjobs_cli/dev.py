@@ -6,6 +6,8 @@ import threading
 from pathlib import Path
 
 MISSING_EXTRA = "`downloadjobs dev` needs the dev extra: pip install -e '.[dev]'"
+#: A frontend on its own dev server (React on :5173, say) may call the dev API.
+DEV_ENV = {"DOWNLOADJOBS_API_CORS_ORIGINS": "*"}
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -28,13 +30,14 @@ def run_dev(args: argparse.Namespace) -> int:
         kube_port=args.kube_port,
         s3_port=args.s3_port,
         worker_delay_ms=parse_range(args.delay_ms),
+        extra_env=DEV_ENV,
     )
     with stack:
         print(
             f"""
 DownloadJobs is running on the embedded cluster.
 
-  API            {stack.api_url}          (docs: {stack.api_url}/docs)
+  API            {stack.api_url}          (docs: {stack.api_url}/docs; CORS: any origin)
   Kubernetes     {stack.kube_url}
   S3 (moto)      {stack.s3_url}
   kubeconfig     {stack.kubeconfig}
