@@ -59,7 +59,13 @@ def create_app(
         description=(
             "Long-running bundle downloads: initiate, poll, download from S3. "
             "Polls are answered from an in-memory watch cache; use ETag/If-None-Match "
-            "and Retry-After to poll cheaply."
+            "and Retry-After to poll cheaply.\n\n"
+            "**Rate limits.** Every answer except those of /health, /ready and /metrics "
+            "carries RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds). "
+            "Reads (GET, HEAD: polls, the demo page and its files, the documents) and "
+            "writes (POST, DELETE) are counted apart, per client (bearer token, identity "
+            "header or address) and replica; past the limit the answer is 429 with "
+            "Retry-After."
         ),
         lifespan=lifespan,
     )

@@ -190,6 +190,65 @@ def test_rate_limits_polls_and_writes_apart(make_client: MakeClient) -> None:
     assert client.get("/health").status_code == 200, "probes are not rate limited"
 
 
+def test_every_route_but_the_probes_is_limited(make_client: MakeClient) -> None:
+    """The page, its files and the documents count with polls; probes and metrics never."""
+    client, _ = make_client(poll_rate="6/minute")
+    reads = [
+        client.get("/"),
+        client.head("/"),
+        client.get("/", headers={"Accept": "text/html"}),
+        client.get("/static/app.js"),
+        client.get("/openapi.json"),
+        client.get("/v1/download/jobs"),
+    ]
+    assert [a.status_code for a in reads] == [200] * 6
+    assert [a.headers["ratelimit-remaining"] for a in reads] == ["5", "4", "3", "2", "1", "0"]
+    for answer in reads:
+        assert answer.headers["ratelimit-limit"] == "6"
+        assert int(answer.headers["ratelimit-reset"]) >= 1
+    assert client.get("/static/downloadjobs.js").status_code == 429
+    assert client.get("/").status_code == 429
+    for probe in ("/health", "/ready", "/metrics"):
+        answer = client.get(probe)
+        assert answer.status_code == 200, probe
+        assert "ratelimit-limit" not in answer.headers, probe
+
+
+def test_the_document_describes_the_limits_on_every_limited_operation(
+    make_client: MakeClient,
+) -> None:
+    client, _ = make_client()
+    document = client.get("/openapi.json").json()
+    assert "RateLimit-Limit" in document["info"]["description"]
+    limited = 0
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            headers = [set(answer.get("headers", {})) for answer in responses.values()]
+            if path in ("/health", "/ready", "/metrics"):
+                assert "429" not in responses and not any("RateLimit-Limit" in h for h in headers)
+                continue
+            limited += 1
+            assert "429" in responses, (method, path)
+            assert "Retry-After" in responses["429"]["headers"], (method, path)
+            for names in headers:
+                assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= names, (
+                    method,
+                    path,
+                )
+    assert limited >= 9
+
+
+def test_the_root_index_has_the_security_headers(make_client: MakeClient) -> None:
+    client, _ = make_client()
+    response = client.get("/", headers={"Accept": "application/json"})
+    assert response.json()["name"] == "DownloadJobs" and response.json()["version"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-request-id"]
+
+
 def test_security_headers_and_csp(make_client: MakeClient) -> None:
     client, _ = make_client()
     response = client.get("/v1/download/jobs")
