@@ -125,6 +125,10 @@ Representation = Annotated[str, Depends(get_representation)]
 
 
 def service_index(app: FastAPI) -> schemas.ServiceIndex:
+    """
+    Concrete URLs only: a URI template such as ``/v1/download/jobs/{jobId}`` reads as a
+    URL to any client that follows links (schemathesis did, with a job id of "{jobId}").
+    """
     return schemas.ServiceIndex(
         name=app.title,
         version=app.version,
@@ -135,8 +139,6 @@ def service_index(app: FastAPI) -> schemas.ServiceIndex:
             health="/health",
             initiate="/v1/download/initiate",
             jobs="/v1/download/jobs",
-            job="/v1/download/jobs/{jobId}",
-            status="/v1/download/status/{jobId}",
         ),
     )
 

@@ -97,9 +97,12 @@ class IndexLinks(BaseModel):
     openapi: str = Field(description="The OpenAPI document.")
     health: str = Field(description="The health report.")
     initiate: str = Field(description="POST file ids here to start a job.")
-    jobs: str = Field(description="The caller's jobs, newest first.")
-    job: str = Field(description="One job (poll it); {jobId} is the initiate answer's jobId.")
-    status: str = Field(description="The original service's path for the same poll.")
+    jobs: str = Field(
+        description=(
+            "The caller's jobs, newest first; each job's own URL (poll it, cancel it) is "
+            "the statusUrl of its initiate answer."
+        )
+    )
 
 
 class ServiceIndex(BaseModel):

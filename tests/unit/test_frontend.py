@@ -123,7 +123,7 @@ def test_the_root_answers_anything_but_a_browser_with_a_json_index(
     index = schemas.ServiceIndex.model_validate(response.json())
     assert index.links.docs == "/docs" and index.links.openapi == "/openapi.json"
     assert index.links.health == "/health" and index.links.initiate == "/v1/download/initiate"
-    assert index.links.job == "/v1/download/jobs/{jobId}"
+    assert index.links.jobs == "/v1/download/jobs"
 
 
 @pytest.mark.parametrize(
