@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The chart scanners live in their own venv: checkov's pins must not move the project's.
 TOOLS  := .venv-tools
 
-.PHONY: dev demo test system lint unit e2e browser screenshot chart crd clean
+.PHONY: dev demo test system lint unit e2e browser screenshot chart crd clean controlplane
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,18 @@ $(TOOLS)/.installed: tests/chart/tools-requirements.txt
 	$(TOOLS)/bin/pip install --quiet -r tests/chart/tools-requirements.txt
 	touch $@
 
-dev: $(STAMP) ## run API, operator, embedded cluster and S3 on localhost
+# Kubernetes' control plane from upstream's Go modules: built once per machine into
+# ~/.cache/downloadjobs/controlplane/<digest of go.mod, go.sum, *.go and the Go version>.
+controlplane: $(STAMP) ## build (once) the embedded cluster's kube-apiserver, controller-manager, etcd
+	$(BIN)/python -m downloadjobs_embedded.controlplane
+
+dev: $(STAMP) controlplane ## run API, operator, embedded cluster and S3 on localhost
 	$(BIN)/downloadjobs dev
 
-demo: $(STAMP) ## one download end to end, verified
+demo: $(STAMP) controlplane ## one download end to end, verified
 	$(BIN)/downloadjobs demo
 
-test: system lint unit chart e2e browser ## everything CI runs
+test: system lint unit controlplane chart e2e browser ## everything CI runs
 
 system: ## Debian packages the tests drive (apt-get, when root and missing)
 	$(PYTHON) tools/install_system_packages.py tools/system-packages.txt
@@ -37,7 +42,7 @@ system: ## Debian packages the tests drive (apt-get, when root and missing)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy src api operator job-image
+	$(BIN)/mypy src api operator job-image embedded-cluster cli
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
@@ -46,10 +51,10 @@ unit: $(STAMP)
 chart: $(STAMP) $(BIN)/helm $(TOOLS)/.installed ## helm lint, kubernetes-validate, checkov, hadolint
 	PATH="$(CURDIR)/$(BIN):$(CURDIR)/$(TOOLS)/bin:$$PATH" $(BIN)/pytest tests/chart -q
 
-e2e: $(STAMP) $(BIN)/kubectl
+e2e: $(STAMP) $(BIN)/kubectl controlplane
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest tests/e2e -q
 
-browser: $(STAMP) ## the demo page in Debian's Chromium (Playwright) and the JS client's unit tests
+browser: $(STAMP) controlplane ## the demo page in Debian's Chromium (Playwright) and the JS client's unit tests
 	$(BIN)/pytest tests/browser -q
 
 screenshot: $(STAMP) ## refresh docs/screenshot.png (the README's) from the browser test

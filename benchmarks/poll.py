@@ -5,7 +5,7 @@ measured in the same run on the same machine.
 
     python benchmarks/poll.py [--jobs 10000] [--seconds 6] [--rounds 3]
 
-It starts what it needs: the embedded Kubernetes API (in this process), the API
+It starts what it needs: etcd and kube-apiserver of the embedded cluster, the API
 (``downloadjobs api``, one uvicorn process, as a pod runs it) and the baseline
 (one uvicorn process). The load generator keeps ``--concurrency`` keep-alive
 connections busy for ``--seconds`` per round; rounds alternate baseline, 200
@@ -16,6 +16,7 @@ one JSON object with the figures.
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import os
 import random
@@ -23,22 +24,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import kmock
+import kubernetes
 
-from downloadjobs import crd, model
+from downloadjobs import model
 from downloadjobs_api.jobs import USER_AGENT
-from downloadjobs_embedded.apiserver import EmbeddedApiServer
-from downloadjobs_embedded.stack import free_port, write_kubeconfig
+from downloadjobs_embedded.stack import Stack, free_port
 
 NAMESPACE = "default"
-RESOURCE = kmock.resource(model.GROUP, model.VERSION, model.PLURAL)
 
 BASELINE_APP = """
 import os
@@ -55,82 +53,49 @@ def job(job_id: str) -> Response:
 
 
 class Cluster:
-    """The embedded Kubernetes API in a thread of this process, with N DownloadJobs."""
+    """etcd and kube-apiserver of the embedded cluster, seeded with N DownloadJobs."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.server = EmbeddedApiServer()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.stop: asyncio.Event | None = None
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=asyncio.run, args=(self.main(),), daemon=True)
-
-    async def main(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.stop = asyncio.Event()
-        async with self.server, kmock.Server(self.server, host="127.0.0.1", port=self.port):
-            self.ready.set()
-            await self.stop.wait()
+    def __init__(self, state_dir: Path) -> None:
+        self.stack = Stack(state_dir, namespace=NAMESPACE, control_plane_only=True)
+        self.api: Any = None
 
     def start(self) -> None:
-        self.thread.start()
-        self.ready.wait(30)
-
-    def call(self, fn: Any) -> Any:
-        assert self.loop is not None
-
-        async def wrapper() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(300)
+        self.stack.__enter__()
+        self.api = kubernetes.client.CustomObjectsApi(self.stack.client)
 
     def close(self) -> None:
-        if self.loop is not None and self.stop is not None:
-            self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(10)
+        self.stack.__exit__(None, None, None)
 
     def seed(self, count: int) -> list[str]:
         """``count`` jobs: 70% processing, 20% queued, 10% completed (those presign a URL)."""
         rng = random.Random(7)
+        specs = [[70000 + j for j in range(rng.randint(1, 20))] for _ in range(count)]
 
-        def fill() -> list[str]:
-            server = self.server
-            server.insert(
-                kmock.resource("", "v1", "namespaces"), None, {"metadata": {"name": NAMESPACE}}
-            )
-            server.insert(
-                kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions"),
-                None,
-                crd.build_crd(),
-            )
-            names = []
-            for i in range(count):
-                name = f"bench-{i:05d}"
-                ids = [70000 + j for j in range(rng.randint(1, 20))]
-                server.insert(
-                    RESOURCE,
-                    NAMESPACE,
-                    {"metadata": {"name": name}, "spec": {"fileIds": ids, "owner": "anonymous"}},
-                )
-                status = job_status(i, len(ids), name)
-                server.write_patch(
-                    RESOURCE, NAMESPACE, name, {"status": status}, subresource="status"
-                )
-                names.append(name)
-            return names
+        def create(i: int) -> str:
+            name = f"bench-{i:05d}"
+            body = {
+                "apiVersion": model.API_VERSION,
+                "kind": model.KIND,
+                "metadata": {"name": name},
+                "spec": {"fileIds": specs[i], "owner": "anonymous"},
+            }
+            args = (model.GROUP, model.VERSION, NAMESPACE, model.PLURAL)
+            self.api.create_namespaced_custom_object(*args, body)
+            status = {"status": job_status(i, len(specs[i]), name)}
+            self.api.patch_namespaced_custom_object_status(*args, name, status)
+            return name
 
-        names: list[str] = self.call(fill)
-        return names
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            return list(pool.map(create, range(count)))
 
     def etags(self) -> dict[str, str]:
-        objs = self.call(lambda: self.server.objects(RESOURCE, NAMESPACE))
         return {
             o["metadata"]["name"]: f'W/"{o["metadata"]["name"]}.{o["metadata"]["resourceVersion"]}"'
-            for o in objs
+            for o in self.stack.downloadjobs()
         }
 
     def api_requests(self) -> int:
-        return int(self.call(lambda: self.server.agent_counts[USER_AGENT]))
+        return self.stack.requests_by(USER_AGENT)
 
 
 def job_status(i: int, files: int, name: str) -> dict[str, Any]:
@@ -237,15 +202,14 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="poll-bench-"))
-    cluster = Cluster(free_port())
+    cluster = Cluster(work / "cluster")
     cluster.start()
     processes: list[subprocess.Popen[bytes]] = []
     try:
         t0 = time.monotonic()
         names = cluster.seed(args.jobs)
         print(f"seeded {len(names)} jobs in {time.monotonic() - t0:.1f} s", file=sys.stderr)
-        kubeconfig = work / "kubeconfig"
-        write_kubeconfig(kubeconfig, f"http://127.0.0.1:{cluster.port}", NAMESPACE)
+        kubeconfig = cluster.stack.kubeconfig
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DOWNLOADJOBS_", "AWS_"))}
         env.pop("KUBERNETES_SERVICE_HOST", None)
         env.update(

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from downloadjobs import model
@@ -30,12 +31,14 @@ class StatusReporter:
         interval: float,
         *,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._api = api  # kubernetes.client.CustomObjectsApi
         self._namespace = namespace
         self._name = name
         self._interval = interval
         self._clock = clock
+        self._sleep = sleep
         self._last: float | None = None
         self._wake = threading.Condition()
         self._waiting: dict[str, Any] | None = None  # the newest snapshot not yet written
@@ -91,7 +94,12 @@ class StatusReporter:
         if self._thread is not None:
             self._thread.join()
 
-    def final(self, status: model.DownloadJobStatus, attempts: int = 5) -> None:
+    def final(self, status: model.DownloadJobStatus, attempts: int = 6) -> None:
+        """
+        Write the result, riding out an API server that is away for up to about half a
+        minute (a restart, an upgrade): the bundle is built, and losing it to one
+        refused connection would cost the whole job again.
+        """
         self.close()  # no late progress write may land after the result
         status.heartbeat_at = model.utcnow()
         wire = status.to_wire()
@@ -102,7 +110,10 @@ class StatusReporter:
             except ApiException as exc:
                 if attempt == attempts or (exc.status and 400 <= exc.status < 500):
                     raise
-                time.sleep(min(2**attempt, 10))
+            except (urllib3.exceptions.HTTPError, OSError):  # no answer at all
+                if attempt == attempts:
+                    raise
+            self._sleep(min(2**attempt, 10))
 
     def _patch(self, wire: dict[str, Any]) -> None:
         self._api.patch_namespaced_custom_object_status(

@@ -40,11 +40,7 @@ def worker_env(
     }
     if traceparent := (meta.get("annotations") or {}).get(model.ANNOTATION_TRACEPARENT):
         env["TRACEPARENT"] = traceparent  # the W3C trace of the request that created the job
-    for name, value in s3.model_dump(mode="json").items():
-        if value is not None:
-            env[f"DOWNLOADJOBS_S3_{name.upper()}"] = (
-                str(value).lower() if isinstance(value, bool) else str(value)
-            )
+    env.update(s3.environment())
     env.update(settings.worker_env)
     return [{"name": k, "value": v} for k, v in sorted(env.items())]
 

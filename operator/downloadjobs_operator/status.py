@@ -91,6 +91,20 @@ def transition(
     return patch
 
 
+def attempts_of(job_status: dict[str, Any]) -> int:
+    """
+    Pods the Job has started so far, wherever the Job controller counts them now.
+
+    A pod moves from ``active`` (or ``terminating``) through
+    ``uncountedTerminatedPods`` into ``failed`` or ``succeeded``; the Job can be
+    complete while its last pod is still uncounted, so each place counts.
+    """
+    uncounted = job_status.get("uncountedTerminatedPods") or {}
+    counted = sum(int(job_status.get(k) or 0) for k in ("active", "terminating", "failed"))
+    counted += int(job_status.get("succeeded") or 0)
+    return counted + len(uncounted.get("failed") or []) + len(uncounted.get("succeeded") or [])
+
+
 def status_patch(
     job: dict[str, Any], current: model.DownloadJobStatus, now: datetime.datetime | None = None
 ) -> dict[str, Any] | None:
@@ -105,13 +119,12 @@ def status_patch(
     now = now or model.utcnow()
     job_status = job.get("status") or {}
     phase = phase_of_job(job)
-    attempts = int(job_status.get("failed") or 0) + int(job_status.get("succeeded") or 0)
-    attempts += int(job_status.get("active") or 0)
+    attempts = attempts_of(job_status)
     patch: dict[str, Any] = {}
     if phase != current.phase:
         reason, message = _why(job, phase)
         patch.update(transition(current, phase, reason, message, now))
-    if attempts and attempts != current.attempts:
+    if attempts > (current.attempts or 0):
         patch["attempts"] = attempts
     if phase is not model.Phase.QUEUED and current.started_at is None:
         patch["startedAt"] = job_status.get("startTime") or now.isoformat()

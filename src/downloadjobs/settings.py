@@ -37,6 +37,16 @@ class S3Settings(BaseSettings):
     def bundle_key(self, namespace: str, job_id: str) -> str:
         return f"{self.bundle_prefix}/{namespace}/{job_id}.zip"
 
+    def environment(self) -> dict[str, str]:
+        """These settings as the ``DOWNLOADJOBS_S3_*`` variables that read them back."""
+        return {
+            f"DOWNLOADJOBS_S3_{name.upper()}": str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+            for name, value in self.model_dump(mode="json").items()
+            if value is not None
+        }
+
 
 class KubeSettings(BaseSettings):
     """How to reach the Kubernetes API, and which namespace is ours."""

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from downloadjobs_embedded.stack import Stack, free_port
+from downloadjobs_embedded.supervisor import terminate
 
 CONF = Path(__file__).parents[2] / "deploy" / "nginx" / "downloadjobs.conf"
 FILES = list(range(70040, 70052))  # 12 files at 3 s each: about 36 s of processing
@@ -87,12 +88,10 @@ http {{
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        slow_stack.processes["nginx"] = process
         slow_stack.wait_http(f"{url}/health", "nginx", timeout=30)
         yield url
     finally:
-        slow_stack.processes.pop("nginx", None)
-        Stack.terminate(process)
+        terminate(process)
 
 
 def test_a_download_longer_than_the_proxy_timeout(proxy: str, slow_stack: Stack) -> None:

@@ -18,7 +18,7 @@ from tests.e2e.client import TERMINAL, TIMEOUT, initiate, poll
 
 def api_requests(stack: Stack) -> int:
     """Requests the API process has made to the Kubernetes API server so far."""
-    return stack.call(lambda: stack.server.agent_counts[USER_AGENT])
+    return stack.requests_by(USER_AGENT)
 
 
 def job_url(stack: Stack, job_id: str) -> str:

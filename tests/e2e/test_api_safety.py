@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from downloadjobs import model
-from downloadjobs_embedded.stack import Stack, free_port, write_kubeconfig
+from downloadjobs_embedded.stack import Stack, free_port
 from tests.e2e.client import TERMINAL, TIMEOUT
 
 TOKENS = {"t-alice": "alice", "t-bob": "bob", "t-carol": "carol", "t-dave": "dave"}
@@ -30,7 +30,7 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 class CuttableProxy(socketserver.ThreadingTCPServer):
-    """A TCP proxy to the emulator that a test can cut (the network fails) and mend."""
+    """A TCP proxy to kube-apiserver that a test can cut (the network fails) and mend."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -199,7 +199,7 @@ def test_degraded_mode_while_kubernetes_is_unreachable(guarded: Stack) -> None:
     proxy = CuttableProxy(free_port(), ("127.0.0.1", guarded.kube_port))
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     kubeconfig = guarded.state_dir / "kubeconfig-via-proxy"
-    write_kubeconfig(kubeconfig, f"http://127.0.0.1:{proxy.server_address[1]}", "default")
+    guarded.write_kubeconfig(kubeconfig, f"https://127.0.0.1:{proxy.server_address[1]}")
     guarded.extra_env["KUBECONFIG"] = str(kubeconfig)
     url = f"{guarded.api_url}/v1/download/jobs/{job_id}"
     try:

@@ -1,14 +1,17 @@
 """
 One download end to end: the real HTTP API, the real kopf operator process,
-the local Job runner running the real worker, and moto's S3 over HTTP.
+kube-apiserver and the Job controller, the node agent running the real worker,
+and moto's S3 over HTTP.
 """
 
 import concurrent.futures
 import io
+import json
 import zipfile
 
 import httpx
-import kmock
+import kubernetes
+import pytest
 
 from downloadjobs import model
 from downloadjobs_embedded import s3server
@@ -48,7 +51,7 @@ def test_all_files_present(stack: Stack) -> None:
     assert resource["status"]["jobName"] == f"dj-{job_id}"
     assert resource["status"]["startedAt"] and resource["status"]["completedAt"]
     assert "downloadUrl" not in str(resource), "a presigned URL is never stored"
-    events = stack.call(lambda: stack.server.objects(kmock.resource("", "v1", "events")))
+    events = stack.events()
     reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == job_id]
     for transition in ("JobCreated", "Processing", "Completed"):
         assert transition in reasons, reasons
@@ -99,18 +102,34 @@ def test_twenty_jobs_at_once(stack: Stack) -> None:
 
 
 def test_invalid_resource_is_refused_by_the_api_server(stack: Stack) -> None:
-    """The CRD's schema is enforced like a real API server would (422, nothing stored)."""
-    res = kmock.resource(model.GROUP, model.VERSION, model.PLURAL)
-    url = f"{stack.kube_url}/apis/{model.GROUP}/{model.VERSION}/namespaces/default/{model.PLURAL}"
+    """kube-apiserver enforces the CRD's schema: 422 with its own message, nothing stored."""
+    api = kubernetes.client.CustomObjectsApi(stack.client)
     body = {
         "apiVersion": model.API_VERSION,
         "kind": model.KIND,
         "metadata": {"name": "bad"},
         "spec": {"fileIds": [5]},
     }
-    response = httpx.post(url, json=body)
-    assert response.status_code == 422
-    assert response.json()["reason"] == "Invalid"
-    assert "bad" not in [
-        o["metadata"]["name"] for o in stack.call(lambda: stack.server.objects(res))
-    ]
+    with pytest.raises(kubernetes.client.ApiException) as refused:
+        api.create_namespaced_custom_object(
+            model.GROUP, model.VERSION, stack.namespace, model.PLURAL, body
+        )
+    assert refused.value.status == 422
+    answer = json.loads(refused.value.body)
+    assert answer["reason"] == "Invalid"
+    assert "spec.fileIds[0]" in answer["message"] and "10000" in answer["message"], answer
+    assert "bad" not in [d["metadata"]["name"] for d in stack.downloadjobs()]
+
+
+def test_a_status_field_the_crd_does_not_declare_is_pruned(stack: Stack) -> None:
+    """What a real API server does silently to an undeclared field: drops it."""
+    job_id = initiate(stack.api_url, [70000])
+    api = kubernetes.client.CustomObjectsApi(stack.client)
+    patch = {"status": {"undeclaredField": "dropped"}}
+    api.patch_namespaced_custom_object_status(
+        model.GROUP, model.VERSION, stack.namespace, model.PLURAL, job_id, patch
+    )
+    stored = api.get_namespaced_custom_object(
+        model.GROUP, model.VERSION, stack.namespace, model.PLURAL, job_id
+    )
+    assert "undeclaredField" not in stored["status"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import kmock
+import kubernetes
 import pytest
 
 from downloadjobs import model, s3
@@ -20,8 +20,6 @@ from tests.e2e.client import TIMEOUT, initiate, poll, scrape
 
 CAP = 5
 METRICS_PORT = free_port()
-DJ = kmock.resource(model.GROUP, model.VERSION, model.PLURAL)
-PODS = kmock.resource("", "v1", "pods")
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +74,9 @@ def leftovers(stack: Stack, job_id: str) -> dict[str, Any]:
     key = stack.s3_settings.bundle_key(stack.namespace, job_id)
     uploads = client.list_multipart_uploads(Bucket=stack.s3_settings.bundle_bucket, Prefix=key)
     objects = client.list_objects_v2(Bucket=stack.s3_settings.bundle_bucket, Prefix=key)
-    assert stack.runner is not None
     return {
         "jobs": [j["metadata"]["name"] for j in stack.jobs() if job_id in j["metadata"]["name"]],
-        "processes": [p for (_, p) in stack.call(lambda: stack.runner.processes) if job_id in p],
+        "processes": [pod for pod, _ in stack.pod_processes() if job_id in pod],
         "uploads": uploads.get("Uploads", []),
         "objects": objects.get("Contents", []),
     }
@@ -163,11 +160,9 @@ def test_cancel_after_completion_is_409(capped: Stack) -> None:
 def test_kubectl_style_delete_stops_everything(capped: Stack) -> None:
     job_id = initiate(capped.api_url, list(range(70000, 70040)))
     wait_for(lambda: status(capped, job_id)["progress"] > 0, what="progress")
-    url = (
-        f"{capped.kube_url}/apis/{model.GROUP}/{model.VERSION}/namespaces/"
-        f"{capped.namespace}/{model.PLURAL}/{job_id}"
+    kubernetes.client.CustomObjectsApi(capped.client).delete_namespaced_custom_object(
+        model.GROUP, model.VERSION, capped.namespace, model.PLURAL, job_id
     )
-    assert httpx.delete(url).status_code == 200
     wait_for(
         lambda: job_id not in [d["metadata"]["name"] for d in capped.downloadjobs()],
         what="the resource to go (its finalizer released)",
@@ -184,11 +179,13 @@ def test_dead_letter_is_labelled_and_replayed(capped: Stack) -> None:
     job_id = initiate(capped.api_url, [missing])
     final = poll(capped.api_url, job_id)[0]
     assert final["status"] == "failed" and final["error"]["reason"] == "AllFilesMissing"
-    url = (
-        f"{capped.kube_url}/apis/{model.GROUP}/{model.VERSION}/namespaces/"
-        f"{capped.namespace}/{model.PLURAL}"
+    dead = kubernetes.client.CustomObjectsApi(capped.client).list_namespaced_custom_object(
+        model.GROUP,
+        model.VERSION,
+        capped.namespace,
+        model.PLURAL,
+        label_selector=f"{model.LABEL_DEAD_LETTER}=true",
     )
-    dead = httpx.get(url, params={"labelSelector": f"{model.LABEL_DEAD_LETTER}=true"}).json()
     assert job_id in [d["metadata"]["name"] for d in dead["items"]]
 
     early = httpx.post(
@@ -215,7 +212,7 @@ def test_dead_letter_is_labelled_and_replayed(capped: Stack) -> None:
     assert body["status"]["jobName"] == f"dj-{job_id}-r1"
     assert model.LABEL_DEAD_LETTER not in (body["metadata"].get("labels") or {})
     assert model.ANNOTATION_RETRY not in (body["metadata"].get("annotations") or {})
-    events = capped.call(lambda: capped.server.objects(kmock.resource("", "v1", "events")))
+    events = capped.events()
     reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == job_id]
     assert {"Failed", "Replayed", "Completed"} <= set(reasons), reasons
 

@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import kmock
 import pytest
 
 from downloadjobs_embedded.stack import PEERING, Stack
@@ -37,8 +36,11 @@ def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def peers(stack: Stack) -> dict[str, int]:
     """Live keep-alives in the peering object: identity -> priority."""
-    res = kmock.resource("kopf.dev", "v1", "kopfpeerings")
-    body = stack.call(lambda: stack.server.read(res, stack.namespace, PEERING))
+    (body,) = [
+        peering
+        for peering in stack.objects("kopf.dev", "v1", "kopfpeerings", stack.namespace)
+        if peering["metadata"]["name"] == PEERING
+    ]
     return {k: v["priority"] for k, v in (body.get("status") or {}).items() if v["lifetime"]}
 
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import kmock
 import pytest
 
 from downloadjobs import model
@@ -39,13 +38,11 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def pod_processes(stack: Stack, job_id: str) -> list[tuple[str, int]]:
     """(pod name, pid) of the live worker processes of one job."""
-    assert stack.runner is not None
-    items = stack.call(lambda: list(stack.runner._processes.items()))  # type: ignore[union-attr]
-    return [(pod, process.pid) for (_, pod), process in items if job_id in pod]
+    return [(pod, pid) for pod, pid in stack.pod_processes() if job_id in pod]
 
 
 def event_reasons(stack: Stack, job_id: str) -> list[str]:
-    events = stack.call(lambda: stack.server.objects(kmock.resource("", "v1", "events")))
+    events = stack.events()
     return [e["reason"] for e in events if e["involvedObject"]["name"] == job_id]
 
 

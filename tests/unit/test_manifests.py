@@ -178,3 +178,28 @@ def test_failure_keeps_the_workers_reason_or_takes_the_jobs() -> None:
 def test_terminal_phases_are_never_left() -> None:
     done = model.DownloadJobStatus(phase=model.Phase.COMPLETED)
     assert status_patch(job(active=1, startTime="x"), done) is None
+
+
+def test_attempts_count_pods_the_job_controller_has_not_counted_yet() -> None:
+    """
+    kube-controller-manager marks a Job complete while its last pod still sits in
+    ``uncountedTerminatedPods``: a retried job must not finish with one attempt.
+    """
+    job = {
+        "metadata": {"name": "dj-x"},
+        "status": {
+            "failed": 1,
+            "uncountedTerminatedPods": {"succeeded": ["uid-2"]},
+            "conditions": [
+                {"type": "SuccessCriteriaMet", "status": "True"},
+                {"type": "Complete", "status": "True"},
+            ],
+        },
+    }
+    processing = model.DownloadJobStatus(phase=model.Phase.PROCESSING, attempts=2)
+    patch = status_patch(job, processing)
+    assert patch is not None and patch["phase"] == "Completed"
+    assert "attempts" not in patch, "2 attempts stay 2"
+    terminating = {"metadata": {"name": "dj-x"}, "status": {"terminating": 1, "startTime": "x"}}
+    first = model.DownloadJobStatus(phase=model.Phase.PROCESSING, started_at=NOW)
+    assert status_patch(terminating, first) == {"attempts": 1}

@@ -3,6 +3,7 @@
 import threading
 from typing import Any
 
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from downloadjobs import model
@@ -18,6 +19,7 @@ class FakeApi:
         self.gate = gate
         self.entered = threading.Event()
         self.failures = 0
+        self.unreachable = 0
 
     def patch_namespaced_custom_object_status(self, *args: Any) -> None:
         self.entered.set()
@@ -26,6 +28,9 @@ class FakeApi:
         if self.failures:
             self.failures -= 1
             raise ApiException(status=500, reason="flaky")
+        if self.unreachable:
+            self.unreachable -= 1
+            raise urllib3.exceptions.MaxRetryError(None, "/status", "Connection refused")
         with self.written:
             self.patches.append(args[-1]["status"])
             self.written.notify_all()
@@ -112,3 +117,13 @@ def test_progress_carries_a_heartbeat_and_no_progress_follows_the_result() -> No
     reporter.progress(status(7))
     assert [p["progress"] for p in api.patches] == [5, 99]
     assert all(p["heartbeatAt"] for p in api.patches)
+
+
+def test_the_result_outlives_an_api_server_that_refuses_connections_a_while() -> None:
+    """Seen on a restart of kube-apiserver: the bundle was built, the write refused."""
+    api, slept = FakeApi(), []
+    api.unreachable = 4
+    reporter = StatusReporter(api, "ns", "job", 1.0, sleep=slept.append)
+    reporter.final(model.DownloadJobStatus(progress=100))
+    assert api.patches[-1]["progress"] == 100
+    assert slept == [2, 4, 8, 10]

@@ -121,10 +121,11 @@ def parser() -> argparse.ArgumentParser:
     crd.set_defaults(fn=_crd)
 
     dev = sub.add_parser("dev", help="run everything locally on the embedded cluster")
-    dev.add_argument("--state-dir", default=".dev", help="logs, kubeconfig, pod logs")
+    dev.add_argument("--state-dir", default=".dev", help="logs, kubeconfig, pod logs, etcd's data")
     dev.add_argument("--api-port", type=int, default=8080)
     dev.add_argument("--kube-port", type=int, default=16443)
     dev.add_argument("--s3-port", type=int, default=19000)
+    dev.add_argument("--etcd-port", type=int, default=12379, help="and the next for its peer URL")
     dev.add_argument(
         "--delay-ms",
         default="1000-3000",

@@ -17,6 +17,7 @@ def parse_range(text: str) -> tuple[int, int]:
 
 def run_dev(args: argparse.Namespace) -> int:
     try:
+        from downloadjobs_embedded.controlplane import KUBERNETES_VERSION
         from downloadjobs_embedded.stack import Stack
     except ImportError as exc:
         raise SystemExit(f"{MISSING_EXTRA} ({exc})") from exc
@@ -29,6 +30,8 @@ def run_dev(args: argparse.Namespace) -> int:
         api_port=args.api_port,
         kube_port=args.kube_port,
         s3_port=args.s3_port,
+        etcd_port=args.etcd_port,
+        etcd_peer_port=args.etcd_port + 1,
         worker_delay_ms=parse_range(args.delay_ms),
         extra_env=DEV_ENV,
     )
@@ -38,7 +41,7 @@ def run_dev(args: argparse.Namespace) -> int:
 DownloadJobs is running on the embedded cluster.
 
   API            {stack.api_url}          (docs: {stack.api_url}/docs; CORS: any origin)
-  Kubernetes     {stack.kube_url}
+  Kubernetes     {stack.kube_url}   (kube-apiserver {KUBERNETES_VERSION})
   S3 (moto)      {stack.s3_url}
   kubeconfig     {stack.kubeconfig}
   logs           {stack.state_dir}
@@ -50,14 +53,15 @@ Try it:
   kubectl --kubeconfig {stack.kubeconfig} get downloadjobs
   downloadjobs demo
 
-Ctrl-C stops everything.""",
+A process that dies comes back by itself; Ctrl-C stops everything. Jobs live in
+etcd under {stack.state_dir} and survive a restart; bundles live in moto's memory
+and do not.""",
             flush=True,
         )
+        restarts = {name: 0 for name in stack.supervisor.processes}
         while not stop.wait(1):
-            for name, process in stack.processes.items():
-                if process.poll() is not None:
-                    print(
-                        f"{name} exited with {process.returncode}; see {stack.state_dir}/{name}.log"
-                    )
-                    return 1
+            for name, process in stack.supervisor.processes.items():
+                if process.restarts != restarts.get(name, 0):
+                    restarts[name] = process.restarts
+                    print(f"{name} restarted (see {stack.state_dir}/{name}.log)", flush=True)
     return 0
