@@ -4,12 +4,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from downloadjobs import kube
 from downloadjobs.settings import KubeSettings, S3Settings
-from downloadjobs_api import errors, frontend, logs, openapi, routes
+from downloadjobs_api import cors, errors, frontend, logs, openapi, routes
 from downloadjobs_api.cache import Watcher
+from downloadjobs_api.cors import CORSMiddleware
 from downloadjobs_api.identity import Identity
 from downloadjobs_api.jobs import JobService
 from downloadjobs_api.metrics import Metrics
@@ -59,7 +59,13 @@ def create_app(
         description=(
             "Long-running bundle downloads: initiate, poll, download from S3. "
             "Polls are answered from an in-memory watch cache; use ETag/If-None-Match "
-            "and Retry-After to poll cheaply."
+            "and Retry-After to poll cheaply.\n\n"
+            "**Rate limits.** Every answer except those of /health, /ready and /metrics "
+            "carries RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds). "
+            "Reads (GET, HEAD: polls, the demo page and its files, the documents) and "
+            "writes (POST, DELETE) are counted apart, per client (bearer token, identity "
+            "header or address) and replica; past the limit the answer is 429 with "
+            "Retry-After."
         ),
         lifespan=lifespan,
     )
@@ -84,30 +90,7 @@ def create_app(
         write_rate=settings.initiate_rate,
     )
     if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=[
-                "Content-Type",
-                "X-Request-ID",
-                "Authorization",
-                "If-None-Match",
-                "Idempotency-Key",
-                "Prefer",
-                "traceparent",
-            ],
-            expose_headers=[
-                "X-Request-ID",
-                "Location",
-                "ETag",
-                "Retry-After",
-                "RateLimit-Limit",
-                "RateLimit-Remaining",
-                "RateLimit-Reset",
-                "X-Data-Stale",
-            ],
-        )
+        app.add_middleware(CORSMiddleware, **cors.options(settings))
     app.add_middleware(
         RequestIdMiddleware,
         metrics=metrics,

@@ -34,7 +34,7 @@ def _newer_or_same(new: str, old: str) -> bool:
     API server (etcd's revision) issues increasing integers; anything else is
     taken as newer, as an informer would.
     """
-    if new.isdigit() and old.isdigit():
+    if new.isascii() and new.isdigit() and old.isascii() and old.isdigit():
         return int(new) >= int(old)
     return True
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from downloadjobs_api.identity import Unauthenticated
 from downloadjobs_api.jobs import (
@@ -75,11 +76,33 @@ async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     return envelope(request, 400, _describe(exc))
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """
+    Every method some route of the app takes at the request's path. Starlette's 405
+    names only the methods of the first route whose path matched (``GET`` for
+    ``/v1/download/jobs/{id}``, which takes ``DELETE`` too, from another route).
+    """
+    scope = request.scope
+    # Each route is asked whether it takes each method here (FastAPI's included routers
+    # do not list their routes' methods); a mount takes every method and says so itself.
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    return {
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in routes)
+    }
+
+
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     response = envelope(request, exc.status_code, str(exc.detail))
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
+    if exc.status_code == 405 and (methods := allowed_methods(request)):
+        response.headers["Allow"] = ", ".join(sorted(methods))
     return response
 
 

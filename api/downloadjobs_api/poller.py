@@ -34,9 +34,9 @@ class Poller:
         raw = request.query_params.get("waitSeconds")
         wait = None
         if raw is not None:
-            if not raw.isdigit() or int(raw) > MAX_WAIT:
+            wait = polling.parse_seconds(raw)
+            if wait is None or wait > MAX_WAIT:
                 raise BadPollParameter(f"waitSeconds: an integer from 0 to {MAX_WAIT}")
-            wait = int(raw)
         headers = request.headers
         return await self.answer(
             job_id,

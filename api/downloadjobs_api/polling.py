@@ -72,6 +72,22 @@ def _clamp(seconds: int) -> int:
     return max(MIN_INTERVAL, min(MAX_INTERVAL, seconds))
 
 
+#: At most this many digits in a number of seconds: more is no wait anyone means, and
+#: ``int()`` refuses strings of over 4300 digits outright.
+_MAX_DIGITS = 9
+
+
+def parse_seconds(text: str) -> int | None:
+    """
+    A whole number of seconds written in ASCII digits, or None: total, whatever the text.
+    (``str.isdigit()`` accepts digits such as ``¹`` or ``٣`` that ``int()`` refuses or that
+    no HTTP client means.)
+    """
+    if 0 < len(text) <= _MAX_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def parse_prefer_wait(prefer: str | None) -> int | None:
     """The ``wait`` preference of an RFC 7240 ``Prefer`` header, if any."""
     if not prefer:
@@ -79,9 +95,7 @@ def parse_prefer_wait(prefer: str | None) -> int | None:
     for preference in prefer.split(","):
         name, _, value = preference.strip().partition("=")
         if name.strip().lower() == "wait":
-            value = value.split(";")[0].strip().strip('"')
-            if value.isdigit():
-                return int(value)
+            return parse_seconds(value.split(";")[0].strip().strip('"'))
     return None
 
 

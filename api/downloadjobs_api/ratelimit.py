@@ -1,7 +1,9 @@
 """
 Per-client rate limits, polls and writes counted apart (so polling never
-starves initiation), with the IETF ``RateLimit-*`` headers on every answer
-under ``/v1/`` and ``429`` plus ``Retry-After`` once a window is used up.
+starves initiation), with the IETF ``RateLimit-*`` headers on every answer but
+the probes' and the metrics' and ``429`` plus ``Retry-After`` once a window is
+used up. Reads (the page, its static files, the documents, polls) share one
+window; writes (POST, DELETE) have the other.
 
 Counting is a fixed window per client in memory: each replica limits on its
 own, which bounds the load a client puts on one process. (The ``limits``
@@ -20,7 +22,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from downloadjobs_api.identity import Identity
 from downloadjobs_api.middleware import add_response_headers, send_error
 
-PREFIX = "/v1/"
+#: Kubelets and Prometheus call these on their own schedule: never limited, no headers.
+UNLIMITED = frozenset({"/health", "/ready", "/metrics"})
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -64,7 +67,7 @@ class RateLimitMiddleware:
         self.write = FixedWindow(write_rate)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+        if scope["type"] != "http" or scope["path"] in UNLIMITED:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

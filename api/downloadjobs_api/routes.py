@@ -143,7 +143,12 @@ def list_jobs(
     owner: Owner,
     limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
     cursor: Annotated[
-        str | None, Query(max_length=1024, description="nextCursor of the previous page.")
+        str | None,
+        Query(
+            max_length=1024,
+            pattern=r"^[A-Za-z0-9_-]+$",
+            description="nextCursor of the previous page (opaque; only one this API made).",
+        ),
     ] = None,
 ) -> schemas.JobList:
     """The caller's jobs, newest first."""

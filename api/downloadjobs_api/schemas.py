@@ -91,6 +91,30 @@ class HealthResponse(BaseModel):
     checks: dict[str, Literal["ok", "error"]]
 
 
+class IndexLinks(BaseModel):
+    """Where to go from the root."""
+
+    docs: str = Field(description="The interactive API documentation (Swagger UI).")
+    openapi: str = Field(description="The OpenAPI document.")
+    health: str = Field(description="The health report.")
+    initiate: str = Field(description="POST file ids here to start a job.")
+    jobs: str = Field(
+        description=(
+            "The caller's jobs, newest first; each job's own URL (poll it, cancel it) is "
+            "the statusUrl of its initiate answer."
+        )
+    )
+
+
+class ServiceIndex(BaseModel):
+    """What this service is: the root's answer to anything but a browser."""
+
+    name: str
+    version: str
+    description: str
+    links: IndexLinks
+
+
 class ErrorResponse(BaseModel):
     """The one envelope of every 4xx and 5xx answer."""
 

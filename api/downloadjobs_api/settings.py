@@ -3,10 +3,10 @@
 import enum
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class AuthMode(enum.StrEnum):
@@ -21,7 +21,16 @@ class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOWNLOADJOBS_API_", extra="ignore")
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Larger bodies get 413.")
-    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Origins allowed by CORS: a JSON list or a comma-separated list; * allows any "
+            "origin. Empty: no CORS headers (the demo page needs none: it is same-origin)."
+        ),
+    )
+    cors_max_age: int = Field(
+        default=600, ge=0, le=86400, description="Seconds a browser may cache a preflight answer."
+    )
 
     auth_mode: AuthMode = Field(default=AuthMode.NONE, description="none, token or header.")
     tokens: dict[str, str] = Field(
@@ -68,6 +77,17 @@ class ApiSettings(BaseSettings):
         ),
         description="Content-Security-Policy of every response but the Swagger UI at /docs.",
     )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        """``["https://a.example"]``, ``https://a.example,https://b.example`` or ``*``."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
 
     def all_tokens(self) -> dict[str, str]:
         """The tokens of the settings and of the tokens file together."""

@@ -6,6 +6,8 @@ import threading
 from pathlib import Path
 
 MISSING_EXTRA = "`downloadjobs dev` needs the dev extra: pip install -e '.[dev]'"
+#: A frontend on its own dev server (React on :5173, say) may call the dev API.
+DEV_ENV = {"DOWNLOADJOBS_API_CORS_ORIGINS": "*"}
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -31,13 +33,14 @@ def run_dev(args: argparse.Namespace) -> int:
         etcd_port=args.etcd_port,
         etcd_peer_port=args.etcd_port + 1,
         worker_delay_ms=parse_range(args.delay_ms),
+        extra_env=DEV_ENV,
     )
     with stack:
         print(
             f"""
 DownloadJobs is running on the embedded cluster.
 
-  API            {stack.api_url}          (docs: {stack.api_url}/docs)
+  API            {stack.api_url}          (docs: {stack.api_url}/docs; CORS: any origin)
   Kubernetes     {stack.kube_url}   (kube-apiserver {KUBERNETES_VERSION})
   S3 (moto)      {stack.s3_url}
   kubeconfig     {stack.kubeconfig}

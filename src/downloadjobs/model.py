@@ -11,7 +11,7 @@ import datetime
 import enum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "downloadjobs.dev"
@@ -68,7 +68,20 @@ def _distinct(values: list[int]) -> list[int]:
     return values
 
 
-FileId = Annotated[int, Field(ge=MIN_FILE_ID, le=MAX_FILE_ID, strict=True)]
+def _json_integer(value: Any) -> Any:
+    """
+    A number with an integral value is an integer, as JSON Schema and JavaScript see it:
+    ``70000.0`` is ``70000``. Anything else goes on to strict validation unchanged, so
+    ``1.5``, ``"70000"`` and ``true`` are still refused.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+FileId = Annotated[
+    int, Field(ge=MIN_FILE_ID, le=MAX_FILE_ID, strict=True), BeforeValidator(_json_integer)
+]
 FileIds = Annotated[
     list[FileId],
     Field(min_length=1, max_length=MAX_FILES, json_schema_extra={"x-kubernetes-list-type": "set"}),

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Request, sync_playwright
 
+from downloadjobs_cli.dev import DEV_ENV
 from downloadjobs_embedded.stack import Stack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,9 +49,9 @@ def require(command: str, package: str) -> str:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The dev stack, with files slow enough (1.5-2 s each) to watch a bar move."""
+    """The dev stack (any origin allowed, as `make dev`), files slow enough to watch a bar move."""
     state = Path(tmp_path_factory.mktemp("browser-stack"))
-    with Stack(state, worker_delay_ms=(1500, 2000), backoff_base=0.5) as running:
+    with Stack(state, worker_delay_ms=(1500, 2000), backoff_base=0.5, extra_env=DEV_ENV) as running:
         yield running
 
 

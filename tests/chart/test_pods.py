@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from downloadjobs.settings import S3Settings
+from downloadjobs_api.settings import ApiSettings
 from downloadjobs_operator import manifests
 from downloadjobs_operator.settings import OperatorSettings
 from tests.chart.helpers import FULLNAME, NAMESPACE, find, pod_specs, render, worker_job
@@ -161,3 +162,22 @@ def test_every_namespaced_object_names_its_namespace(docs: list[dict[str, Any]])
     for doc in docs:
         if doc["kind"] not in cluster_scoped:
             assert doc["metadata"].get("namespace") == NAMESPACE, doc["metadata"]["name"]
+
+
+def _api_environment(docs: list[dict[str, Any]]) -> dict[str, str]:
+    api = find(docs, "Deployment", f"{FULLNAME}-api")
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+def test_cors_is_off_by_default_and_the_api_reads_the_values(
+    monkeypatch: pytest.MonkeyPatch, all_on_docs: list[dict[str, Any]]
+) -> None:
+    default = _api_environment(render())
+    assert default["DOWNLOADJOBS_API_CORS_ORIGINS"] == "[]"
+    assert default["DOWNLOADJOBS_API_CORS_MAX_AGE"] == "600"
+    for name, value in _api_environment(all_on_docs).items():
+        monkeypatch.setenv(name, value)
+    settings = ApiSettings()
+    assert settings.cors_origins == ["https://app.example.com"]
+    assert settings.cors_max_age == 600

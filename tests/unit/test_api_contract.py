@@ -20,6 +20,7 @@ from downloadjobs_api.app import create_app
 from downloadjobs_api.jobs import JobService
 from downloadjobs_api.settings import ApiSettings
 from downloadjobs_api.storage import Storage
+from downloadjobs_cli import dev
 from tests.unit.test_api_validation import FakeCustomObjects
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -189,6 +190,65 @@ def test_rate_limits_polls_and_writes_apart(make_client: MakeClient) -> None:
     assert client.get("/health").status_code == 200, "probes are not rate limited"
 
 
+def test_every_route_but_the_probes_is_limited(make_client: MakeClient) -> None:
+    """The page, its files and the documents count with polls; probes and metrics never."""
+    client, _ = make_client(poll_rate="6/minute")
+    reads = [
+        client.get("/"),
+        client.head("/"),
+        client.get("/", headers={"Accept": "text/html"}),
+        client.get("/static/app.js"),
+        client.get("/openapi.json"),
+        client.get("/v1/download/jobs"),
+    ]
+    assert [a.status_code for a in reads] == [200] * 6
+    assert [a.headers["ratelimit-remaining"] for a in reads] == ["5", "4", "3", "2", "1", "0"]
+    for answer in reads:
+        assert answer.headers["ratelimit-limit"] == "6"
+        assert int(answer.headers["ratelimit-reset"]) >= 1
+    assert client.get("/static/downloadjobs.js").status_code == 429
+    assert client.get("/").status_code == 429
+    for probe in ("/health", "/ready", "/metrics"):
+        answer = client.get(probe)
+        assert answer.status_code == 200, probe
+        assert "ratelimit-limit" not in answer.headers, probe
+
+
+def test_the_document_describes_the_limits_on_every_limited_operation(
+    make_client: MakeClient,
+) -> None:
+    client, _ = make_client()
+    document = client.get("/openapi.json").json()
+    assert "RateLimit-Limit" in document["info"]["description"]
+    limited = 0
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            headers = [set(answer.get("headers", {})) for answer in responses.values()]
+            if path in ("/health", "/ready", "/metrics"):
+                assert "429" not in responses and not any("RateLimit-Limit" in h for h in headers)
+                continue
+            limited += 1
+            assert "429" in responses, (method, path)
+            assert "Retry-After" in responses["429"]["headers"], (method, path)
+            for names in headers:
+                assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= names, (
+                    method,
+                    path,
+                )
+    assert limited >= 9
+
+
+def test_the_root_index_has_the_security_headers(make_client: MakeClient) -> None:
+    client, _ = make_client()
+    response = client.get("/", headers={"Accept": "application/json"})
+    assert response.json()["name"] == "DownloadJobs" and response.json()["version"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-request-id"]
+
+
 def test_security_headers_and_csp(make_client: MakeClient) -> None:
     client, _ = make_client()
     response = client.get("/v1/download/jobs")
@@ -213,6 +273,85 @@ def test_cors_from_settings(make_client: MakeClient) -> None:
     assert response.headers["access-control-allow-origin"] == "https://app.example.com"
     foreign = client.get("/v1/download/jobs", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in foreign.headers
+
+
+def test_cors_preflight_allows_what_the_client_sends_and_is_cached(
+    make_client: MakeClient,
+) -> None:
+    client, _ = make_client(cors_origins=["http://localhost:5173"], cors_max_age=900)
+    response = client.options(
+        "/v1/download/jobs/some-job",
+        headers={
+            "Origin": "http://localhost:5173",
+            "Access-Control-Request-Method": "DELETE",
+            "Access-Control-Request-Headers": "authorization, if-none-match, prefer",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert response.headers["access-control-max-age"] == "900"
+    assert "DELETE" in response.headers["access-control-allow-methods"]
+    assert "access-control-allow-credentials" not in response.headers
+    refused = client.options(
+        "/v1/download/initiate",
+        headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "PUT"},
+    )
+    assert refused.status_code == 400
+
+
+def test_cors_any_origin_answers_every_request_as_the_original_service_did(
+    make_client: MakeClient,
+) -> None:
+    client, _ = make_client(cors_origins=["*"], poll_rate="2/minute")
+    job_id = start(client, [70000], Origin="http://localhost:5173").json()["jobId"]
+    with_origin = client.get(f"/v1/download/jobs/{job_id}", headers={"Origin": "http://x.test"})
+    without = client.get(f"/v1/download/jobs/{job_id}")
+    limited = client.get(f"/v1/download/jobs/{job_id}", headers={"Origin": "http://x.test"})
+    assert limited.status_code == 429
+    for response in (with_origin, without, limited):
+        assert response.headers["access-control-allow-origin"] == "*"
+        assert "access-control-allow-credentials" not in response.headers
+        exposed = {
+            h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")
+        }
+        assert exposed >= {
+            "etag",
+            "retry-after",
+            "location",
+            "x-request-id",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+            "preference-applied",
+            "x-data-stale",
+        }
+    assert client.get("/health").headers["access-control-allow-origin"] == "*"
+
+
+def test_no_cors_headers_unless_configured(make_client: MakeClient) -> None:
+    client, _ = make_client()
+    response = client.get("/v1/download/jobs", headers={"Origin": "http://localhost:5173"})
+    assert not [name for name in response.headers if name.startswith("access-control-")]
+
+
+@pytest.mark.parametrize(
+    ("raw", "origins"),
+    [
+        ("*", ["*"]),
+        ('["https://a.example", "https://b.example"]', ["https://a.example", "https://b.example"]),
+        ("https://a.example, https://b.example", ["https://a.example", "https://b.example"]),
+        ("", []),
+    ],
+)
+def test_cors_origins_setting(
+    monkeypatch: pytest.MonkeyPatch, raw: str, origins: list[str]
+) -> None:
+    monkeypatch.setenv("DOWNLOADJOBS_API_CORS_ORIGINS", raw)
+    assert ApiSettings().cors_origins == origins
+
+
+def test_dev_allows_any_origin() -> None:
+    assert dev.DEV_ENV["DOWNLOADJOBS_API_CORS_ORIGINS"] == "*"
 
 
 def test_traceparent_is_recorded_on_the_job(make_client: MakeClient) -> None:

@@ -58,6 +58,26 @@ def test_prefer_wait() -> None:
     assert polling.parse_prefer_wait("return=minimal") is None
     assert polling.parse_prefer_wait("wait=abc") is None
     assert polling.parse_prefer_wait(None) is None
+    assert polling.parse_prefer_wait("wait=\u00b9") is None  # superscript one: isdigit, not int
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("0", 0),
+        ("25", 25),
+        ("007", 7),
+        ("", None),
+        ("\u00b9", None),  # superscript one: str.isdigit() says yes, int() refuses it
+        ("\u0663", None),  # Arabic-Indic three: int() takes it, no HTTP client means it
+        ("1" * 5000, None),  # int() refuses over 4300 digits
+        ("-1", None),
+        ("1.5", None),
+        (" 5", None),
+    ],
+)
+def test_parse_seconds_is_total(text: str, seconds: int | None) -> None:
+    assert polling.parse_seconds(text) == seconds
 
 
 def test_fixed_window() -> None:

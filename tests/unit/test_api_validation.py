@@ -114,6 +114,8 @@ def test_accepts_the_boundaries(
         {"file_ids": list(range(70000, 70000 + model.MAX_FILES + 1))},
         {"file_ids": [70000, 70000]},
         {"file_ids": [70000.5]},
+        {"file_ids": [1.5]},
+        {"file_ids": [70000, 70000.0]},
         {"file_ids": ["70000"]},
         {"file_ids": [True]},
         {"file_ids": 70000},
@@ -129,6 +131,8 @@ def test_accepts_the_boundaries(
         "1001 items",
         "duplicates",
         "float",
+        "small float",
+        "duplicates once integral",
         "string",
         "bool",
         "not a list",
@@ -144,6 +148,20 @@ def test_refuses_invalid_bodies_with_400(
     body = assert_envelope(initiate(client, body), 400)
     assert body["error"] == "VALIDATION_ERROR"
     assert api.created == {}
+
+
+def test_an_integral_number_is_an_integer(client: TestClient, api: FakeCustomObjects) -> None:
+    """JSON Schema (the API's own document) and JavaScript read 70000.0 as 70000."""
+    response = client.post(
+        "/v1/download/initiate",
+        content=b'{"file_ids": [70000.0, 7.0001e4, 70002]}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["totalFileIds"] == 3
+    spec = api.created[response.json()["jobId"]]["spec"]
+    assert spec["fileIds"] == [70000, 70001, 70002]
+    assert all(type(i) is int for i in spec["fileIds"])
 
 
 def test_invalid_json_is_400(client: TestClient, api: FakeCustomObjects) -> None:
@@ -192,6 +210,62 @@ def test_oversized_streamed_body_is_413(client: TestClient, api: FakeCustomObjec
 def test_unknown_job_is_404_in_the_envelope(client: TestClient) -> None:
     for path in ("/v1/download/status/nope", "/v1/download/jobs/nope"):
         assert assert_envelope(client.get(path), 404)["error"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    "wait",
+    ["\u00b9", "\u0663", "1" * 5000, "-1", "26", "1.0", "", "x"],
+    ids=[
+        "superscript",
+        "arabic-indic",
+        "5000 digits",
+        "negative",
+        "over 25",
+        "float",
+        "empty",
+        "x",
+    ],
+)
+def test_an_invalid_wait_is_400_never_500(client: TestClient, wait: str) -> None:
+    job_id = initiate(client, {"file_ids": [70000]}).json()["jobId"]
+    response = client.get(f"/v1/download/jobs/{job_id}", params={"waitSeconds": wait})
+    assert assert_envelope(response, 400)["error"] == "VALIDATION_ERROR"
+
+
+def test_an_unreadable_prefer_wait_is_ignored(client: TestClient) -> None:
+    """Prefer is a preference: one the server cannot read is not applied (RFC 7240)."""
+    job_id = initiate(client, {"file_ids": [70000]}).json()["jobId"]
+    superscript_one = "wait=\u00b9".encode("latin-1")  # as a client may send it on the wire
+    response = client.get(f"/v1/download/jobs/{job_id}", headers={"Prefer": superscript_one})
+    assert response.status_code == 200
+    assert "preference-applied" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/v1/download/jobs/some-job", "DELETE, GET"),
+        ("PUT", "/v1/download/jobs/some-job", "DELETE, GET"),
+        ("PATCH", "/v1/download/status/some-job", "GET"),
+        ("GET", "/v1/download/initiate", "POST"),
+        ("POST", "/static/app.js", "GET, HEAD"),
+    ],
+)
+def test_a_405_allows_every_method_of_the_path(
+    client: TestClient, method: str, path: str, allow: str
+) -> None:
+    """Starlette names the methods of the first matching route only; the path takes more."""
+    response = client.request(method, path)
+    assert assert_envelope(response, 405)["error"] == "METHOD_NOT_ALLOWED"
+    assert response.headers["allow"] == allow
+
+
+def test_the_document_lists_every_answer_of_initiate(client: TestClient) -> None:
+    responses = client.get("/openapi.json").json()["paths"]["/v1/download/initiate"]["post"]
+    codes = set(responses["responses"])
+    assert {"200", "202", "400", "401", "413", "415", "422", "429", "500", "503"} <= codes
+    error = responses["responses"]["422"]["content"]["application/json"]["schema"]
+    assert error == {"$ref": "#/components/schemas/ErrorResponse"}
 
 
 def test_request_id_is_echoed_or_made(client: TestClient) -> None:
@@ -282,6 +356,9 @@ def test_a_presigned_url_is_reused_while_most_of_its_life_is_left(
         ({"file_id": 70001}, 200),
         ({"file_id": 9999}, 400),
         ({"file_id": "70000"}, 400),
+        ({"file_id": 70000.0}, 200),  # an integral number is an integer (JSON Schema, JS)
+        ({"file_id": 70000.5}, 400),
+        ({"file_id": True}, 400),
         ({}, 400),
     ],
 )
@@ -290,8 +367,10 @@ def test_check(client: TestClient, body: Any, status: int) -> None:
     assert response.status_code == status, response.text
     if status == 200:
         answer = response.json()
-        assert answer["available"] is (body["file_id"] == 70000)
-        assert answer["s3Key"] == f"files/{body['file_id']}.zip"
+        file_id = int(body["file_id"])
+        assert answer["file_id"] == file_id
+        assert answer["available"] is (file_id == 70000)
+        assert answer["s3Key"] == f"files/{file_id}.zip"
 
 
 def test_health(client: TestClient) -> None:
