@@ -7,9 +7,9 @@ the same source bytes, one after the other, measured the same way by
 ``measure.py`` (wall time from spawn to exit, peak RSS from ``wait4``):
 
 - the worker, ``python -m downloadjobs_cli worker``, exactly as a Job's pod runs
-  it: it reads its DownloadJob from an embedded Kubernetes API server (the one of
-  ``downloadjobs dev``), writes throttled progress there, builds and uploads the
-  ZIP and writes the result;
+  it: it reads its DownloadJob from the embedded cluster's kube-apiserver
+  (upstream's, with etcd, as ``downloadjobs dev`` runs them), writes throttled
+  progress there, builds and uploads the ZIP and writes the result;
 - the baseline, ``benchmarks/copy_baseline.py``: streaming GET → multipart PUT
   with the same client, part size and upload concurrency, nothing else.
 
@@ -31,7 +31,6 @@ Usage: ``python benchmarks/bundle.py [--repeat N] [--only NAME ...]``.
 """
 
 import argparse
-import asyncio
 import base64
 import contextlib
 import dataclasses
@@ -44,29 +43,25 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import kmock
+import kubernetes
 
-from downloadjobs import crd, model, s3
+from downloadjobs import model, s3
 from downloadjobs.settings import S3Settings
 from downloadjobs_embedded import s3server
-from downloadjobs_embedded.apiserver import EmbeddedApiServer
-from downloadjobs_embedded.stack import free_port, write_kubeconfig
+from downloadjobs_embedded.stack import Stack, free_port
 from downloadjobs_worker.settings import WorkerSettings
 
-T = TypeVar("T")
 MiB = 1024 * 1024
 HERE = Path(__file__).resolve().parent
 NAMESPACE = "bench"
-DJ = kmock.resource(model.GROUP, model.VERSION, model.PLURAL)
 
 #: name -> the request, in order: (file id, size in bytes or None for a missing file).
 Scenario = list[tuple[int, int | None]]
@@ -113,63 +108,20 @@ COMPLETE_LOG = ("completing the upload", "bundle uploaded")  # the worker's log 
 
 
 class Cluster:
-    """The embedded Kubernetes API server on a background event loop, for the worker's status."""
+    """etcd and kube-apiserver of the embedded cluster, for the worker's status writes."""
 
     def __init__(self, state: Path) -> None:
-        self.port = free_port()
-        self.kubeconfig = state / "kubeconfig"
-        self.server = EmbeddedApiServer()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with (
-            self.server,
-            kmock.Server(self.server, host="127.0.0.1", port=self.port),
-        ):
-            self._started.set()
-            await self._stop.wait()
+        self.stack = Stack(state / "cluster", namespace=NAMESPACE, control_plane_only=True)
+        self.kubeconfig = self.stack.kubeconfig
+        self.api: Any = None
 
     def __enter__(self) -> "Cluster":
-        self._thread.start()
-        if not self._started.wait(30):
-            raise RuntimeError("the embedded API server did not start")
-        self.call(self._bootstrap)
-        write_kubeconfig(self.kubeconfig, f"http://127.0.0.1:{self.port}", NAMESPACE)
+        self.stack.__enter__()
+        self.api = kubernetes.client.CustomObjectsApi(self.stack.client)
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=15)
-
-    def _bootstrap(self) -> None:
-        self.server.insert(
-            kmock.resource("", "v1", "namespaces"), None, {"metadata": {"name": NAMESPACE}}
-        )
-        self.server.insert(
-            kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions"),
-            None,
-            crd.build_crd(),
-        )
-
-    def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the server's loop: its store is not thread-safe."""
-        assert self._loop is not None
-        future: Future[T] = Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn())
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        self._loop.call_soon_threadsafe(run)
-        return future.result(timeout=30)
+        self.stack.__exit__(None, None, None)
 
     def create_job(self, name: str, file_ids: list[int]) -> None:
         body = {
@@ -178,10 +130,14 @@ class Cluster:
             "metadata": {"name": name},
             "spec": {"fileIds": file_ids, "owner": "benchmark"},
         }
-        self.call(lambda: self.server.insert(DJ, NAMESPACE, body))
+        self.api.create_namespaced_custom_object(
+            model.GROUP, model.VERSION, NAMESPACE, model.PLURAL, body
+        )
 
     def status(self, name: str) -> dict[str, Any]:
-        obj = self.call(lambda: self.server.read(DJ, NAMESPACE, name))
+        obj = self.api.get_namespaced_custom_object(
+            model.GROUP, model.VERSION, NAMESPACE, model.PLURAL, name
+        )
         status: dict[str, Any] = obj.get("status") or {}
         return status
 
