@@ -251,4 +251,7 @@ class ControlPlane:
 
 if __name__ == "__main__":
     # `make controlplane`: build (or find) the binary and print where it is.
-    print(ensure_binary())
+    try:
+        print(ensure_binary())
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        sys.exit(f"cannot build the control plane: {exc}")
