@@ -140,6 +140,32 @@ def _conditions(ready: bool, reason: str | None, at: str) -> list[dict[str, Any]
     return conditions
 
 
+def _container_status(
+    pod: Mapping[str, Any],
+    state: dict[str, Any],
+    restart_count: int,
+    container_id: str | None,
+    last_exit: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The one container's entry of ``containerStatuses``, ``state`` being its now."""
+    container = pod["spec"]["containers"][0]
+    running = "running" in state
+    status: dict[str, Any] = {
+        "name": container["name"],
+        "image": container.get("image") or "",
+        "imageID": "",
+        "ready": running,
+        "started": running,
+        "restartCount": restart_count,
+        "state": state,
+    }
+    if container_id:
+        status["containerID"] = container_id
+    if last_exit:
+        status["lastState"] = {"terminated": last_exit}
+    return status
+
+
 def running_status(
     pod: Mapping[str, Any],
     ip: str,
@@ -148,19 +174,7 @@ def running_status(
     container_id: str,
     last_exit: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    container = pod["spec"]["containers"][0]
-    container_status: dict[str, Any] = {
-        "name": container["name"],
-        "image": container.get("image") or "",
-        "imageID": "",
-        "containerID": container_id,
-        "ready": True,
-        "started": True,
-        "restartCount": restart_count,
-        "state": {"running": {"startedAt": started_at}},
-    }
-    if last_exit:
-        container_status["lastState"] = {"terminated": last_exit}
+    state = {"running": {"startedAt": started_at}}
     return {
         "phase": "Running",
         "hostIP": "127.0.0.1",
@@ -169,7 +183,9 @@ def running_status(
         "podIPs": [{"ip": ip}],
         "startTime": (pod.get("status") or {}).get("startTime") or started_at,
         "conditions": _conditions(True, None, started_at),
-        "containerStatuses": [container_status],
+        "containerStatuses": [
+            _container_status(pod, state, restart_count, container_id, last_exit)
+        ],
     }
 
 
@@ -198,21 +214,12 @@ def restarts(pod: Mapping[str, Any], code: int) -> bool:
 def terminated_status(
     pod: Mapping[str, Any], terminated: dict[str, Any], restart_count: int, phase: str
 ) -> dict[str, Any]:
-    container = pod["spec"]["containers"][0]
+    state = {"terminated": terminated}
     return {
         "phase": phase,
         "conditions": _conditions(False, "PodCompleted", terminated["finishedAt"]),
         "containerStatuses": [
-            {
-                "name": container["name"],
-                "image": container.get("image") or "",
-                "imageID": "",
-                "containerID": terminated["containerID"],
-                "ready": False,
-                "started": False,
-                "restartCount": restart_count,
-                "state": {"terminated": terminated},
-            }
+            _container_status(pod, state, restart_count, terminated["containerID"], None)
         ],
     }
 
@@ -224,19 +231,8 @@ def waiting_status(
     restart_count: int = 0,
     last_exit: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    container = pod["spec"]["containers"][0]
-    status: dict[str, Any] = {
-        "name": container["name"],
-        "image": container.get("image") or "",
-        "imageID": "",
-        "ready": False,
-        "started": False,
-        "restartCount": restart_count,
-        "state": {"waiting": {"reason": reason, "message": message}},
-    }
-    if last_exit:
-        status["lastState"] = {"terminated": last_exit}
+    state = {"waiting": {"reason": reason, "message": message}}
     return {
         "conditions": _conditions(False, "ContainersNotReady", now()),
-        "containerStatuses": [status],
+        "containerStatuses": [_container_status(pod, state, restart_count, None, last_exit)],
     }
