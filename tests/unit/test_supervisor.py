@@ -1,5 +1,8 @@
 """The stack's supervisor: a process that dies comes back; one stopped on purpose does not."""
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -41,3 +44,33 @@ def test_a_crash_loop_backs_off(tmp_path: Path) -> None:
         assert process.backoff >= 4.0, "1 s, then 2 s, then 4 s"
     finally:
         supervisor.close([])
+
+
+def test_processes_die_with_a_stack_killed_by_sigkill(tmp_path: Path) -> None:
+    """No etcd or kube-apiserver left holding its port when the stack is SIGKILLed."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from downloadjobs_embedded.supervisor import Process, Supervisor\n"
+        "p = Supervisor().add(Process('s', ['sleep', '60'], {}, Path(sys.argv[1])))\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    stack = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "log")], stdout=subprocess.PIPE, text=True
+    )
+    assert stack.stdout is not None
+    child = int(stack.stdout.readline())
+    os.kill(child, 0)  # running
+    stack.kill()
+    stack.wait()
+
+    def gone() -> bool:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{child}/stat") as stat:  # a zombie until init reaps it
+            return stat.read().split(") ")[1].startswith("Z")
+
+    wait(gone)
