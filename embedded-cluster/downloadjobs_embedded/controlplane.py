@@ -89,7 +89,7 @@ def ensure_binary(source: Path = SOURCE, progress: bool = True) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     print(
         f"building the control plane into {target} (once per machine; a cold build takes "
-        "a quarter of an hour on two cores)",
+        "5 to 12 minutes on two cores)",
         file=sys.stderr,
         flush=True,
     )
