@@ -403,9 +403,10 @@ class Stack:
         config["clusters"][0]["cluster"]["server"] = server
         path.write_text(yaml.safe_dump(config))
 
-    def kill(self, name: str) -> int:
-        """SIGKILL one process, as by hand; the supervisor brings it back with back-off."""
-        return self.supervisor.kill(name)
+    def kill(self, name: str, restart: bool = True) -> int:
+        """SIGKILL one process, as by hand; the supervisor brings it back with back-off
+        (unless ``restart`` is False: :meth:`start` brings it back then)."""
+        return self.supervisor.kill(name, restart=restart)
 
     def wait_http(self, url: str, name: str, timeout: float = 60) -> None:
         def answers() -> bool:

@@ -127,9 +127,10 @@ class Supervisor:
                 process.backoff = BACKOFF_FIRST
                 process.spawn()
 
-    def kill(self, name: str, timeout: float = 60) -> int:
+    def kill(self, name: str, timeout: float = 60, restart: bool = True) -> int:
         """
-        SIGKILL a process as a person would by hand; the supervisor brings it back.
+        SIGKILL a process as a person would by hand; the supervisor brings it back,
+        unless ``restart`` is False (a node that is gone for good).
 
         A process in its restart back-off is waited for first: killing it twice in
         a row means killing two lives of it, not the same corpse twice.
@@ -140,6 +141,7 @@ class Supervisor:
                 process = self.processes[name]
                 popen = process.popen
                 if popen is not None and process.alive():
+                    process.wanted = restart
                     os.kill(popen.pid, signal.SIGKILL)
                     return popen.pid
             if time.monotonic() > deadline:

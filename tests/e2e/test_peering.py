@@ -4,8 +4,6 @@ waits; when the active one is SIGKILLed, the standby takes over once the dead
 replica's keep-alive expires, and no job is lost or doubled.
 """
 
-import os
-import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -65,7 +63,8 @@ def test_the_standby_takes_over_when_the_active_replica_dies(replicated: Stack) 
     assert not paused(log(replicated, "operator"))
     standby = log(replicated, "operator-2")
     assert paused(standby) and "Handler" not in standby, standby[-2000:]
-    os.kill(replicated.processes["operator"].pid, signal.SIGKILL)
+    # SIGKILL, and no supervisor to bring it back: a replica whose node is gone.
+    replicated.kill("operator", restart=False)
     killed_at = time.monotonic()
     after = [initiate(replicated.api_url, [70020 + i]) for i in range(4)]
 
