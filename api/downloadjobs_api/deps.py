@@ -87,3 +87,5 @@ Idempotency = Annotated[str | None, Depends(get_idempotency_key)]
 Traceparent = Annotated[str | None, Depends(get_traceparent)]
 #: A route's ``dependencies=`` for answers that may carry a presigned URL.
 NO_STORE_ANSWER = [Depends(no_store)]
+#: A route's ``dependencies=`` when it answers anyone identified but needs no owner.
+AUTHENTICATED = [Depends(get_owner)]

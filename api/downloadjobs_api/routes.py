@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from downloadjobs_api import health, schemas
 from downloadjobs_api import responses as r
 from downloadjobs_api.deps import (
+    AUTHENTICATED,
     NO_STORE_ANSWER,
     Idempotency,
     Jobs,
@@ -216,10 +217,11 @@ def retry(job_id: JobId, jobs: Jobs, owner: Owner) -> schemas.JobStatusResponse:
     "/v1/download/check",
     responses={**r.WRITE, 200: r.ok("Whether the file exists")},
     operation_id="checkFile",
+    dependencies=AUTHENTICATED,
     tags=["download"],
 )
 def check(body: schemas.CheckRequest, storage: StorageDep) -> schemas.CheckResponse:
-    """Whether one source file exists."""
+    """Whether one source file exists (to any caller the identity mode accepts)."""
     return storage.check(body.file_id)
 
 
