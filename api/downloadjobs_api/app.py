@@ -63,9 +63,9 @@ def create_app(
             "**Rate limits.** Every answer except those of /health, /ready and /metrics "
             "carries RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds). "
             "Reads (GET, HEAD: polls, the demo page and its files, the documents) and "
-            "writes (POST, DELETE) are counted apart, per client (bearer token, identity "
-            "header or address) and replica; past the limit the answer is 429 with "
-            "Retry-After."
+            "writes (POST, DELETE) are counted apart, per client (its owner once "
+            "authenticated, its address otherwise) and replica; past the limit the "
+            "answer is 429 with Retry-After."
         ),
         lifespan=lifespan,
     )

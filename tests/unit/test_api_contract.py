@@ -489,3 +489,24 @@ def test_check_takes_the_same_identity_as_every_other_route(make_client: MakeCli
 
     client, _ = make_client()  # none mode: everyone is anonymous, as before
     assert check(client).status_code == 200
+
+
+def test_rate_limits_count_the_resolved_owner_not_the_header(make_client: MakeClient) -> None:
+    client, _ = make_client(
+        auth_mode="token", tokens={"t1": "alice", "t2": "alice"}, initiate_rate="3/minute"
+    )
+    spellings = ["Bearer t1", "BEARER t1", "bearer  t1", "Bearer t2"]
+    answers = [start(client, [70000 + n], Authorization=a) for n, a in enumerate(spellings)]
+    assert [a.status_code for a in answers] == [202, 202, 202, 429], "one owner, one count"
+
+    client, _ = make_client(auth_mode="token", tokens={"t1": "alice"}, initiate_rate="3/minute")
+    bad = [start(client, [70000], Authorization=f"Bearer bad-{n}") for n in range(4)]
+    assert [a.status_code for a in bad] == [401, 401, 401, 429], "bad tokens share the address's"
+    assert start(client, [70000], Authorization="Bearer t1").status_code == 202
+
+    client, _ = make_client(
+        auth_mode="header", identity_header="X-Auth-Request-User", initiate_rate="2/minute"
+    )
+    users = ["dora", " dora", "dora "]
+    answers = [start(client, [70000], **{"X-Auth-Request-User": u}) for u in users]
+    assert [a.status_code for a in answers] == [202, 202, 429]
