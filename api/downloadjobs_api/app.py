@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from downloadjobs import kube
 from downloadjobs.settings import KubeSettings, S3Settings
-from downloadjobs_api import cors, errors, frontend, logs, openapi, routes
+from downloadjobs_api import cors, errors, frontend, health, logs, openapi, routes
 from downloadjobs_api.cache import Watcher
 from downloadjobs_api.cors import CORSMiddleware
 from downloadjobs_api.identity import Identity
@@ -63,9 +63,9 @@ def create_app(
             "**Rate limits.** Every answer except those of /health, /ready and /metrics "
             "carries RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds). "
             "Reads (GET, HEAD: polls, the demo page and its files, the documents) and "
-            "writes (POST, DELETE) are counted apart, per client (bearer token, identity "
-            "header or address) and replica; past the limit the answer is 429 with "
-            "Retry-After."
+            "writes (POST, DELETE) are counted apart, per client (its owner once "
+            "authenticated, its address otherwise) and replica; past the limit the "
+            "answer is 429 with Retry-After."
         ),
         lifespan=lifespan,
     )
@@ -73,6 +73,7 @@ def create_app(
     metrics = Metrics(jobs.cache)
     app.state.jobs = jobs
     app.state.storage = storage
+    app.state.storage_probe = health.storage_probe(storage)
     app.state.identity = identity
     app.state.metrics = metrics
     app.state.poller = Poller(jobs, identity, settings.max_wait_seconds)

@@ -8,11 +8,13 @@ dependency in its thread pool, a thread hop per dependency per request.
 import re
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
 
+from downloadjobs_api.health import CachedProbe
 from downloadjobs_api.identity import Identity
 from downloadjobs_api.jobs import JobService
 from downloadjobs_api.metrics import Metrics
+from downloadjobs_api.polling import NO_STORE
 from downloadjobs_api.storage import Storage
 
 #: W3C Trace Context, version 00 (an invalid one is ignored, as the spec asks).
@@ -27,6 +29,11 @@ async def get_jobs(request: Request) -> JobService:
 async def get_storage(request: Request) -> Storage:
     storage: Storage = request.app.state.storage
     return storage
+
+
+async def get_storage_probe(request: Request) -> CachedProbe:
+    probe: CachedProbe = request.app.state.storage_probe
+    return probe
 
 
 async def get_metrics(request: Request) -> Metrics:
@@ -66,9 +73,19 @@ async def get_traceparent(
     return value
 
 
+async def no_store(response: Response) -> None:
+    """For routes whose answer may carry a presigned URL: no cache may keep it."""
+    response.headers["Cache-Control"] = NO_STORE
+
+
 Jobs = Annotated[JobService, Depends(get_jobs)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
+StorageProbe = Annotated[CachedProbe, Depends(get_storage_probe)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 Owner = Annotated[str, Depends(get_owner)]
 Idempotency = Annotated[str | None, Depends(get_idempotency_key)]
 Traceparent = Annotated[str | None, Depends(get_traceparent)]
+#: A route's ``dependencies=`` for answers that may carry a presigned URL.
+NO_STORE_ANSWER = [Depends(no_store)]
+#: A route's ``dependencies=`` when it answers anyone identified but needs no owner.
+AUTHENTICATED = [Depends(get_owner)]

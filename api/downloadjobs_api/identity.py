@@ -55,15 +55,13 @@ class Identity:
 
     def client_key(self, headers: Headers, client_host: str | None) -> str:
         """
-        What rate limits count by: the credentials when there are any (cheap, no
-        lookup), the client's address otherwise.
+        What rate limits count by: the resolved owner when the credentials are
+        good (however the header is spelled, and whichever of an owner's tokens),
+        the client's address otherwise: bad credentials share the address's count.
         """
-        if self.mode is AuthMode.HEADER:
-            value = headers.get(self.header)
-            if value:
-                return f"owner:{value}"
-        elif self.mode is AuthMode.TOKEN:
-            value = headers.get("authorization")
-            if value:
-                return "token:" + hashlib.sha256(value.encode()).hexdigest()[:32]
+        if self.mode is not AuthMode.NONE:
+            try:
+                return f"owner:{self.owner(headers)}"
+            except Unauthenticated:
+                pass
         return f"ip:{client_host or 'unknown'}"

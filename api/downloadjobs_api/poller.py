@@ -69,7 +69,7 @@ class Poller:
                     raise JobNotFound(job_id)
                 body = found
         tag = polling.etag(body)
-        headers = {"ETag": tag, "Cache-Control": "private, no-cache"}
+        headers = {"ETag": tag, "Cache-Control": polling.cache_control(body)}
         if wait:
             headers["Preference-Applied"] = f"wait={wait}"
         if self.jobs.cache.stale:

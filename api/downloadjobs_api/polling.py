@@ -99,6 +99,18 @@ def parse_prefer_wait(prefer: str | None) -> int | None:
     return None
 
 
+#: For an answer that carries a presigned URL: no cache, shared or private, may keep it.
+NO_STORE = "private, no-store"
+#: For any other poll: the browser may keep it, revalidating by ETag each time.
+NO_CACHE = "private, no-cache"
+
+
+def cache_control(body: dict[str, Any]) -> str:
+    """A completed job's answer carries a presigned URL (its 304 stands for one): never stored."""
+    status = body.get("status") or {}
+    return NO_STORE if status.get("phase") == "Completed" and status.get("result") else NO_CACHE
+
+
 def phase_terminal(body: dict[str, Any]) -> bool:
     raw = (body.get("status") or {}).get("phase")
     return raw in ("Completed", "Failed", "Cancelled")

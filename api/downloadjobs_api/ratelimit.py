@@ -11,6 +11,8 @@ library was tried first: its in-memory storage starts a timer thread to expire
 counters, measured at one thread start per two polls under load.)
 """
 
+import collections
+import hashlib
 import math
 import re
 import threading
@@ -27,36 +29,63 @@ UNLIMITED = frozenset({"/health", "/ready", "/metrics"})
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+#: Clients counted at once per window; past it the least recently seen is forgotten.
+#: About 230 bytes each (a 16-byte digest, its count and the table's links,
+#: measured), so each table (polls, writes) stays under 10 MiB however many keys
+#: clients make up.
+MAX_KEYS = 40_000
+
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
 
 
-class FixedWindow:
-    """``amount`` hits per ``seconds`` for each key; windows start at multiples of ``seconds``."""
+def _digest(key: str) -> bytes:
+    return hashlib.blake2b(key.encode(errors="replace"), digest_size=16).digest()
 
-    def __init__(self, rate: str) -> None:
+
+class FixedWindow:
+    """
+    ``amount`` hits per ``seconds`` for each key; windows start at multiples of ``seconds``.
+
+    Keys are kept as 16-byte digests, never verbatim, and at most ``max_keys`` of
+    them (least recently used out first), so made-up keys cannot grow the table.
+    """
+
+    def __init__(self, rate: str, max_keys: int = MAX_KEYS) -> None:
         match = _RATE.match(rate)
         if match is None:
             raise ValueError(f"rate {rate!r}: write it as N/second, N/minute, N/hour or N/day")
         self.amount = int(match.group(1))
         self.seconds = int(match.group(2) or 1) * _UNITS[match.group(3)]
-        self._counts: dict[str, int] = {}
+        self.max_keys = max_keys
+        self._counts: collections.OrderedDict[bytes, int] = collections.OrderedDict()
         self._window = 0
         self._lock = threading.Lock()
 
     def hit(self, key: str, now: float) -> tuple[bool, int, float]:
         """Count one hit: (allowed, remaining, when the window resets)."""
         window = int(now // self.seconds)
+        digest = _digest(key)
         with self._lock:
             if window != self._window:  # a new window: every client starts afresh
                 self._window = window
-                self._counts = {}
-            count = self._counts.get(key, 0)
+                self._counts.clear()
+            count = self._counts.get(digest, 0)
             allowed = count < self.amount
             if allowed:
                 count += 1
-                self._counts[key] = count
+            self._counts[digest] = count
+            self._counts.move_to_end(digest)
+            if len(self._counts) > self.max_keys:
+                self._counts.popitem(last=False)
         return allowed, self.amount - count, (window + 1) * self.seconds
+
+    def __len__(self) -> int:
+        """Keys counted in the current window."""
+        return len(self._counts)
+
+    def __contains__(self, key: str) -> bool:
+        return _digest(key) in self._counts
 
 
 class RateLimitMiddleware:

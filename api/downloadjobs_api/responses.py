@@ -27,7 +27,9 @@ POLL_HEADERS = {
     "Retry-After": _header(
         "Suggested seconds before the next poll (absent once the job has finished).", "integer"
     ),
-    "Cache-Control": _header("private, no-cache"),
+    "Cache-Control": _header(
+        "private, no-store once the answer carries a download URL; private, no-cache before"
+    ),
     "Preference-Applied": _header("wait=N when a long-poll was honoured."),
     "Warning": _header('110 - "Response is Stale" while Kubernetes is unreachable.'),
     "X-Data-Stale": _header("true while the answer may be out of date."),

@@ -7,9 +7,19 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 
 from downloadjobs_api import health, schemas
 from downloadjobs_api import responses as r
-from downloadjobs_api.deps import Idempotency, Jobs, MetricsDep, Owner, StorageDep
+from downloadjobs_api.deps import (
+    AUTHENTICATED,
+    NO_STORE_ANSWER,
+    Idempotency,
+    Jobs,
+    MetricsDep,
+    Owner,
+    StorageDep,
+    StorageProbe,
+)
 from downloadjobs_api.deps import Traceparent as TraceparentDep
 from downloadjobs_api.poller import Poller
+from downloadjobs_api.polling import NO_STORE
 
 #: A job id is the DownloadJob's name: a DNS subdomain (UUIDs for the API's own).
 JOB_ID_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
@@ -136,6 +146,7 @@ async def job_status(job_id: JobId, request: Request) -> Response:
     "/v1/download/jobs",
     responses={**r.BASE, 200: r.ok("One page of the caller's jobs")},
     operation_id="listJobs",
+    dependencies=NO_STORE_ANSWER,
     tags=["download"],
 )
 def list_jobs(
@@ -172,7 +183,8 @@ def list_jobs(
 )
 async def download_file(job_id: JobId, jobs: Jobs, owner: Owner) -> RedirectResponse:
     """A stable link to the bundle: redirects to a new presigned URL each time (409 before)."""
-    return RedirectResponse(jobs.download_url(await jobs.find(job_id, owner)), status_code=302)
+    url = jobs.download_url(await jobs.find(job_id, owner))
+    return RedirectResponse(url, status_code=302, headers={"Cache-Control": NO_STORE})
 
 
 @router.delete(
@@ -180,6 +192,7 @@ async def download_file(job_id: JobId, jobs: Jobs, owner: Owner) -> RedirectResp
     status_code=status.HTTP_202_ACCEPTED,
     responses={**r.READ, **r.CONFLICT, 202: r.ok("Cancellation requested")},
     operation_id="cancelJob",
+    dependencies=NO_STORE_ANSWER,
     tags=["download"],
 )
 def cancel(job_id: JobId, jobs: Jobs, owner: Owner) -> schemas.JobStatusResponse:
@@ -192,6 +205,7 @@ def cancel(job_id: JobId, jobs: Jobs, owner: Owner) -> schemas.JobStatusResponse
     status_code=status.HTTP_202_ACCEPTED,
     responses={**r.READ, **r.CONFLICT, 202: r.ok("Queued again")},
     operation_id="retryJob",
+    dependencies=NO_STORE_ANSWER,
     tags=["download"],
 )
 def retry(job_id: JobId, jobs: Jobs, owner: Owner) -> schemas.JobStatusResponse:
@@ -203,10 +217,11 @@ def retry(job_id: JobId, jobs: Jobs, owner: Owner) -> schemas.JobStatusResponse:
     "/v1/download/check",
     responses={**r.WRITE, 200: r.ok("Whether the file exists")},
     operation_id="checkFile",
+    dependencies=AUTHENTICATED,
     tags=["download"],
 )
 def check(body: schemas.CheckRequest, storage: StorageDep) -> schemas.CheckResponse:
-    """Whether one source file exists."""
+    """Whether one source file exists (to any caller the identity mode accepts)."""
     return storage.check(body.file_id)
 
 
@@ -223,8 +238,8 @@ def check(body: schemas.CheckRequest, storage: StorageDep) -> schemas.CheckRespo
     operation_id="health",
     tags=["ops"],
 )
-def get_health(jobs: Jobs, storage: StorageDep) -> JSONResponse:
-    """Storage, the Kubernetes watch and the cache's sync; 503 when any is not ok."""
+def get_health(jobs: Jobs, storage: StorageProbe) -> JSONResponse:
+    """Storage (probed at most every few seconds), the watch and the cache's sync; 503 if not ok."""
     report = health.check(jobs, storage)
     code = 200 if report.status == "healthy" else 503
     return JSONResponse(report.model_dump(), status_code=code)

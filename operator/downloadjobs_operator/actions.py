@@ -51,6 +51,34 @@ def enqueue(ctx: Context, body: dict[str, Any]) -> bool:
     return ctx.cluster.create_job(namespace, manifest)
 
 
+def first_sight(body: dict[str, Any]) -> str:
+    """
+    What a DownloadJob seen for the first time calls for: ``cancel``, ``replay`` or
+    ``enqueue``. An annotation set before the operator saw the resource (a DELETE
+    right after the POST, say) wins: no update will ever announce it.
+    """
+    annotations = body["metadata"].get("annotations") or {}
+    if model.ANNOTATION_CANCEL in annotations:
+        return "cancel"
+    if model.ANNOTATION_RETRY in annotations:
+        return "replay"
+    return "enqueue"
+
+
+def arrive(ctx: Context, body: dict[str, Any]) -> str:
+    """
+    A DownloadJob seen for the first time: ``cancelled`` or ``ignored`` (a cancel
+    that came first; no Job is ever created), ``replayed``, else queued with its
+    suspended Job: ``created``, or ``existed`` when the Job was there already.
+    """
+    intent = first_sight(body)
+    if intent == "cancel":
+        return cancel(ctx, body)
+    if intent == "replay" and replay(ctx, body) == "replayed":
+        return "replayed"  # otherwise replay dropped the stray annotation: queue it
+    return "created" if enqueue(ctx, body) else "existed"
+
+
 def follow(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Bring a DownloadJob in line with its Job; the body and the patch when it changed."""
     owner = (job["metadata"].get("labels") or {}).get(model.LABEL_JOB_NAME)

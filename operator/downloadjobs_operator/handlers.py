@@ -60,12 +60,24 @@ def _run(fn: Any, *args: Any) -> Any:
     return asyncio.to_thread(fn, *args)
 
 
+#: The event each action outcome tells (reason, message); the others tell none.
+OUTCOMES = {
+    "created": ("JobCreated", "Created its Job, suspended until admitted."),
+    "cancelled": ("Cancelled", "Cancelled on request; its Job was deleted."),
+    "ignored": ("CancelIgnored", "The job had finished already."),
+    "replayed": ("Replayed", "Back in the queue with a new Job."),
+}
+
+
+def tell(body: kopf.Body, outcome: str) -> None:
+    if outcome in OUTCOMES:
+        normal(body, *OUTCOMES[outcome])
+
+
 @kopf.on.create(*DOWNLOADJOBS)
 async def create_job(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Queue a new DownloadJob: its one Job, created suspended, waits for admission."""
-    created = await _run(actions.enqueue, memo.ctx, dict(body))
-    if created:
-        normal(body, "JobCreated", "Created its Job, suspended until admitted.")
+    """Queue a new DownloadJob (suspended until admitted), unless a cancel or retry came first."""
+    tell(body, await _run(actions.arrive, memo.ctx, dict(body)))
     await memo.queue.poke(str(namespace))
 
 
@@ -93,11 +105,7 @@ async def follow_job(
 @kopf.on.update(*DOWNLOADJOBS, annotations={model.ANNOTATION_CANCEL: kopf.PRESENT})
 async def cancel(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """``DELETE /v1/download/jobs/{id}`` or ``kubectl annotate … cancel-requested=…``."""
-    outcome = await _run(actions.cancel, memo.ctx, dict(body))
-    if outcome == "cancelled":
-        normal(body, "Cancelled", "Cancelled on request; its Job was deleted.")
-    else:
-        normal(body, "CancelIgnored", "The job had finished already.")
+    tell(body, await _run(actions.cancel, memo.ctx, dict(body)))
     await memo.queue.poke(str(namespace))
 
 
@@ -105,9 +113,7 @@ async def cancel(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: A
 @kopf.on.update(*DOWNLOADJOBS, annotations={model.ANNOTATION_RETRY: kopf.PRESENT})
 async def replay(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """``POST /v1/download/jobs/{id}/retry`` or ``kubectl annotate … retry-requested=…``."""
-    outcome = await _run(actions.replay, memo.ctx, dict(body))
-    if outcome == "replayed":
-        normal(body, "Replayed", "Back in the queue with a new Job.")
+    tell(body, await _run(actions.replay, memo.ctx, dict(body)))
     await memo.queue.poke(str(namespace))
 
 

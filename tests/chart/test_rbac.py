@@ -36,7 +36,7 @@ def operator_rights(scope: str) -> set[Right]:
 
 
 # patch: cancel and retry are annotations on the DownloadJob (api/downloadjobs_api/jobs.py).
-API = rights(NS, "downloadjobs.dev", "downloadjobs", "create", *READ, "patch", "delete")
+API = rights(NS, "downloadjobs.dev", "downloadjobs", "create", *READ, "patch")
 WORKER = rights(NS, "downloadjobs.dev", "downloadjobs", "get") | rights(
     NS, "downloadjobs.dev", "downloadjobs/status", "patch"
 )

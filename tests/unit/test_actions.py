@@ -41,7 +41,10 @@ class FakeCluster:
         return None
 
     def delete_job(self, namespace: str, name: str) -> None:
-        pass
+        self.jobs_deleted = [*getattr(self, "jobs_deleted", []), name]
+
+    def patch_metadata(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.metadata_patches = [*getattr(self, "metadata_patches", []), patch]
 
     def post_event_once(self, body: dict[str, Any], name: str, reason: str, message: str) -> bool:
         self.events = [*getattr(self, "events", []), (name, reason, message)]
@@ -162,3 +165,43 @@ def test_cancel_and_deletion_remove_the_checkpoint_with_the_upload(s3: Any) -> N
         action(ctx, body({"phase": "Processing"}))
         assert s3.list_objects_v2(Bucket="out").get("KeyCount") == 0, action
         assert s3.list_multipart_uploads(Bucket="out").get("Uploads", []) == [], action
+
+
+def annotated(status: dict[str, Any], annotation: str) -> dict[str, Any]:
+    fresh = body(status)
+    fresh["metadata"]["annotations"] = {annotation: "2026-01-01T00:00:01Z"}
+    return fresh
+
+
+def test_first_sight_honours_an_annotation_set_before_the_operator_looked() -> None:
+    assert actions.first_sight(body({})) == "enqueue"
+    assert actions.first_sight(annotated({}, model.ANNOTATION_CANCEL)) == "cancel"
+    assert actions.first_sight(annotated({}, model.ANNOTATION_RETRY)) == "replay"
+
+
+def test_a_job_cancelled_before_the_operator_saw_it_never_gets_a_job(s3: Any) -> None:
+    cluster = FakeCluster()
+    ctx = actions.Context(cluster, s3, S3Settings(bundle_bucket="out"), OperatorSettings())  # type: ignore[arg-type]
+    assert actions.arrive(ctx, annotated({}, model.ANNOTATION_CANCEL)) == "cancelled"
+    assert cluster.created == []
+    assert [p["phase"] for p in cluster.status_patches] == ["Cancelled"]
+    # Half-queued by an earlier, interrupted try: its suspended Job goes.
+    queued = annotated({"phase": "Queued", "jobName": "dj-abc"}, model.ANNOTATION_CANCEL)
+    assert actions.arrive(ctx, queued) == "cancelled"
+    assert cluster.created == []
+    assert cluster.jobs_deleted == ["dj-abc"]
+
+
+def test_a_retry_set_before_the_operator_saw_it_is_replayed_or_dropped() -> None:
+    cluster = FakeCluster()
+    ctx = context(cluster)
+    failed = annotated({"phase": "Failed", "jobName": "dj-abc"}, model.ANNOTATION_RETRY)
+    assert actions.arrive(ctx, failed) == "replayed"
+    assert len(cluster.created) == 1
+    assert cluster.status_patches[-1]["phase"] == "Queued"
+    # A stray retry on a new job is removed and the job queued as usual.
+    cluster = FakeCluster()
+    assert actions.arrive(context(cluster), annotated({}, model.ANNOTATION_RETRY)) == "created"
+    assert cluster.metadata_patches == [{"annotations": {model.ANNOTATION_RETRY: None}}]
+    assert len(cluster.created) == 1
+    assert cluster.status_patches[-1]["phase"] == "Queued"

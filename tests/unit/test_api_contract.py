@@ -469,3 +469,44 @@ def test_a_route_that_sets_its_own_policy_keeps_it(make_client: MakeClient) -> N
     response = client.get("/own-policy")
     assert response.headers.get_list("content-security-policy") == ["default-src 'none'"]
     assert response.headers["x-request-id"]
+
+
+def test_check_takes_the_same_identity_as_every_other_route(make_client: MakeClient) -> None:
+    def check(client: TestClient, **headers: str) -> Any:
+        return client.post("/v1/download/check", json={"file_id": 70000}, headers=headers)
+
+    client, _ = make_client(auth_mode="token", tokens={"t-alice": "alice"})
+    missing = check(client)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+    assert check(client, Authorization="Bearer nope").status_code == 401
+    assert check(client, Authorization="Bearer t-alice").status_code == 200
+    # Identity before the body: a stranger learns nothing from a 400 either.
+    assert client.post("/v1/download/check", json={"file_id": "x"}).status_code == 401
+
+    client, _ = make_client(auth_mode="header", identity_header="X-Auth-Request-User")
+    assert check(client).status_code == 401
+    assert check(client, **{"X-Auth-Request-User": "dora"}).status_code == 200
+
+    client, _ = make_client()  # none mode: everyone is anonymous, as before
+    assert check(client).status_code == 200
+
+
+def test_rate_limits_count_the_resolved_owner_not_the_header(make_client: MakeClient) -> None:
+    client, _ = make_client(
+        auth_mode="token", tokens={"t1": "alice", "t2": "alice"}, initiate_rate="3/minute"
+    )
+    spellings = ["Bearer t1", "BEARER t1", "bearer  t1", "Bearer t2"]
+    answers = [start(client, [70000 + n], Authorization=a) for n, a in enumerate(spellings)]
+    assert [a.status_code for a in answers] == [202, 202, 202, 429], "one owner, one count"
+
+    client, _ = make_client(auth_mode="token", tokens={"t1": "alice"}, initiate_rate="3/minute")
+    bad = [start(client, [70000], Authorization=f"Bearer bad-{n}") for n in range(4)]
+    assert [a.status_code for a in bad] == [401, 401, 401, 429], "bad tokens share the address's"
+    assert start(client, [70000], Authorization="Bearer t1").status_code == 202
+
+    client, _ = make_client(
+        auth_mode="header", identity_header="X-Auth-Request-User", initiate_rate="2/minute"
+    )
+    users = ["dora", " dora", "dora "]
+    answers = [start(client, [70000], **{"X-Auth-Request-User": u}) for u in users]
+    assert [a.status_code for a in answers] == [202, 202, 429]

@@ -1,6 +1,7 @@
 """The pure parts of a cheap poll: ETag matching, the suggested interval, the ETA, limits."""
 
 import datetime
+import tracemalloc
 
 import pytest
 
@@ -116,3 +117,34 @@ def test_the_304_path_suggests_what_the_200_path_does(status: dict[str, object] 
     eta = polling.eta_seconds(parsed, now) if parsed else None
     expected = polling.retry_after(phase, parsed.queue_position if parsed else None, eta)
     assert polling.retry_after_of(body, now) == expected
+
+
+def test_fixed_window_keeps_digests_of_a_bounded_number_of_keys() -> None:
+    window = FixedWindow("2/minute", max_keys=3)
+    long_key = "ip:" + "x" * 15_000
+    for key in ("a", "b", long_key):
+        window.hit(key, 60.0)
+    assert len(window) == 3 and long_key in window
+    assert all(len(stored) == 16 for stored in window._counts), "digests, never the keys"
+    window.hit("a", 61.0)  # "a" is now the most recently seen: "b" goes first
+    window.hit("d", 61.0)
+    assert len(window) == 3
+    assert "b" not in window and "a" in window
+    assert window.hit("a", 62.0) == (False, 0, 120), "a kept client keeps its count"
+    for n in range(1000):
+        window.hit(f"spoofed-{n}", 63.0)
+    assert len(window) == 3
+
+
+def test_made_up_keys_cannot_grow_the_table_past_its_bound() -> None:
+    window = FixedWindow("10/minute")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(100_000):
+            window.hit(f"ip:198.51.100.{n}, " + "x" * 200, 61.0)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(window) == window.max_keys
+    assert grown <= 10 * 2**20, f"{grown / 2**20:.1f} MiB"

@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from downloadjobs import model
 from downloadjobs.settings import S3Settings
+from downloadjobs_api import health
 from downloadjobs_api.app import create_app
 from downloadjobs_api.jobs import JobService
 from downloadjobs_api.settings import ApiSettings
@@ -431,3 +432,69 @@ def test_initiate_records_the_submission_time(client: TestClient, api: FakeCusto
     job_id = initiate(client, {"file_ids": [70000]}).json()["jobId"]
     stamp = api.created[job_id]["metadata"]["annotations"][model.ANNOTATION_SUBMITTED_AT]
     assert "." in stamp, "microseconds: FIFO order within a second"
+
+
+def complete(api: FakeCustomObjects, job_id: str) -> None:
+    api.created[job_id]["status"] = {
+        "phase": "Completed",
+        "result": {
+            "bucket": "b",
+            "key": f"bundles/default/{job_id}.zip",
+            "size": 5,
+            "sha256": "0" * 64,
+            "missingFileIds": [],
+        },
+    }
+
+
+def test_no_answer_with_a_presigned_url_may_be_stored(
+    client: TestClient, api: FakeCustomObjects
+) -> None:
+    job_id = initiate(client, {"file_ids": [70000]}).json()["jobId"]
+    queued = client.get(f"/v1/download/status/{job_id}")
+    assert queued.headers["cache-control"] == "private, no-cache"  # no URL: revalidate by ETag
+    complete(api, job_id)
+    for path in (f"/v1/download/status/{job_id}", f"/v1/download/jobs/{job_id}"):
+        done = client.get(path)
+        assert done.json()["result"]["downloadUrl"]
+        assert done.headers["cache-control"] == "private, no-store", path
+        again = client.get(path, headers={"If-None-Match": done.headers["etag"]})
+        assert again.status_code == 304
+        assert again.headers["cache-control"] == "private, no-store", path
+    listed = client.get("/v1/download/jobs")
+    assert listed.json()["items"][0]["result"]["downloadUrl"]
+    assert listed.headers["cache-control"] == "private, no-store"
+    redirect = client.get(f"/v1/download/jobs/{job_id}/file", follow_redirects=False)
+    assert redirect.status_code == 302
+    assert redirect.headers["cache-control"] == "private, no-store"
+
+
+def test_health_probes_storage_at_most_every_few_seconds(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage: Storage = client.app.state.storage  # type: ignore[attr-defined]
+    calls: list[int] = []
+    real = storage.ping
+    monkeypatch.setattr(storage, "ping", lambda: calls.append(1) or real())
+    # The app bound the probe at start-up: rebuild it over the counting ping.
+    client.app.state.storage_probe = health.storage_probe(storage)  # type: ignore[attr-defined]
+    for _ in range(20):
+        assert client.get("/health").status_code == 200
+    assert len(calls) == 1
+
+
+def test_a_cached_probe_asks_again_once_its_answer_is_old() -> None:
+    now = [100.0]
+    calls: list[int] = []
+
+    def ping() -> None:
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError("down")
+
+    probe = health.CachedProbe("storage", ping, seconds=5, clock=lambda: now[0])
+    assert probe() == "ok" and probe() == "ok"
+    now[0] += 4.9
+    assert probe() == "ok" and len(calls) == 1
+    now[0] += 0.2
+    assert probe() == "error" and len(calls) == 2
