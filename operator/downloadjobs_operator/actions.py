@@ -224,8 +224,12 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
         return notes
     if body["metadata"].get("deletionTimestamp"):
         return notes  # being deleted: the cleanup handler owns it (never recreate its Job)
-    if model.ANNOTATION_CANCEL in annotations or status.job_name is None:
-        return notes  # the cancel handler, or the create handler, owns it
+    if model.ANNOTATION_CANCEL in annotations:
+        # Level, not edge: kopf can fold an annotation that lands while the create
+        # handler runs into the state it records as handled, and no update follows.
+        return [*notes, "Cancelled"] if cancel(ctx, body) == "cancelled" else notes
+    if status.job_name is None:
+        return notes  # the create handler owns it
     job = ctx.cluster.job(namespace, status.job_name)
     if job is None:
         if status.result is not None:  # finished, and its Job already expired

@@ -3,6 +3,7 @@ The job lifecycle on the embedded cluster: admission under a cap, cancellation
 in every state, kubectl-style deletion, dead letters and their replay.
 """
 
+import concurrent.futures
 import threading
 import time
 from collections.abc import Iterator
@@ -215,6 +216,32 @@ def test_dead_letter_is_labelled_and_replayed(capped: Stack) -> None:
     events = capped.events()
     reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == job_id]
     assert {"Failed", "Replayed", "Completed"} <= set(reasons), reasons
+
+
+def test_a_burst_of_create_then_delete_ends_all_cancelled(capped: Stack) -> None:
+    """
+    Each DELETE right behind its create: the operator often first sees a job with the
+    cancel annotation set already. Every one ends cancelled (none stays queued, holding
+    a place against the cap), and a job created afterwards still runs.
+    """
+
+    def create_then_delete(i: int) -> str:
+        job_id = initiate(capped.api_url, [70000 + i % 100])
+        url = f"{capped.api_url}/v1/download/jobs/{job_id}"
+        response = httpx.delete(url, timeout=TIMEOUT)
+        assert response.status_code == 202, response.text
+        return job_id
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(create_then_delete, range(60)))
+    wait_for(
+        lambda: {status(capped, j)["status"] for j in ids} == {"cancelled"},
+        timeout=180,
+        what="every job cancelled",
+    )
+    started = [j for j in ids if status(capped, j)["startedAt"]]
+    print(f"\n60 create-then-delete: all cancelled, {len(started)} had started before the cancel")
+    assert poll(capped.api_url, initiate(capped.api_url, [70003]))[0]["status"] == "completed"
 
 
 def test_operator_metrics(capped: Stack) -> None:

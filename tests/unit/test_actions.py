@@ -126,14 +126,6 @@ def test_a_stale_heartbeat_restarts_the_pod() -> None:
     assert cluster.started_before <= model.utcnow() - datetime.timedelta(seconds=60)
 
 
-def test_a_cancel_in_progress_is_left_to_its_handler() -> None:
-    cluster = FakeCluster(job=None)
-    cancelling = body({"phase": "Processing", "jobName": "dj-abc"})
-    cancelling["metadata"]["annotations"] = {model.ANNOTATION_CANCEL: "now"}
-    assert actions.reconcile(context(cluster), cancelling) == []
-    assert cluster.created == []
-
-
 def test_a_job_being_deleted_never_gets_its_job_back() -> None:
     cluster = FakeCluster(job=None)
     deleting = body({"phase": "Processing", "jobName": "dj-abc"})
@@ -205,3 +197,14 @@ def test_a_retry_set_before_the_operator_saw_it_is_replayed_or_dropped() -> None
     assert cluster.metadata_patches == [{"annotations": {model.ANNOTATION_RETRY: None}}]
     assert len(cluster.created) == 1
     assert cluster.status_patches[-1]["phase"] == "Queued"
+
+
+def test_reconcile_cancels_a_job_whose_cancel_no_handler_heard(s3: Any) -> None:
+    """Seen on the real control plane: a DELETE while the create handler ran was lost."""
+    cluster = FakeCluster()
+    ctx = actions.Context(cluster, s3, S3Settings(bundle_bucket="out"), OperatorSettings())  # type: ignore[arg-type]
+    running = annotated({"phase": "Processing", "jobName": "dj-abc"}, model.ANNOTATION_CANCEL)
+    assert actions.reconcile(ctx, running) == ["Cancelled"]
+    assert cluster.status_patches[-1]["phase"] == "Cancelled"
+    assert cluster.jobs_deleted == ["dj-abc"]
+    assert cluster.created == [], "a cancelled job never gets its Job back"
