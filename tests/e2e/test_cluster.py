@@ -96,7 +96,11 @@ def test_a_replacement_pod_starts_only_after_the_old_one_is_gone(slow: Stack) ->
     """``podReplacementPolicy: Failed``: never two worker pods of one job at once."""
     job_id = initiate(slow.api_url, list(range(70000, 70012)))
     old = running_pod(slow, job_id)
-    (pid,) = [p for name, p in slow.pod_processes() if name == old["metadata"]["name"]]
+    # Running is written as the shim starts; its process id follows a moment later.
+    (pid,) = wait_for(
+        lambda: [p for name, p in slow.pod_processes() if name == old["metadata"]["name"]],
+        what="the worker's process",
+    )
     os.killpg(pid, signal.SIGSTOP)  # deaf to SIGTERM: it lives out its grace period
     core = kubernetes.client.CoreV1Api(slow.client)
     core.delete_namespaced_pod(old["metadata"]["name"], slow.namespace, grace_period_seconds=4)

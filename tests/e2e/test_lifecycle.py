@@ -6,6 +6,7 @@ in every state, kubectl-style deletion, dead letters and their replay.
 import concurrent.futures
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -221,8 +222,9 @@ def test_dead_letter_is_labelled_and_replayed(capped: Stack) -> None:
 def test_a_burst_of_create_then_delete_ends_all_cancelled(capped: Stack) -> None:
     """
     Each DELETE right behind its create: the operator often first sees a job with the
-    cancel annotation set already. Every one ends cancelled (none stays queued, holding
-    a place against the cap), and a job created afterwards still runs.
+    cancel annotation set already. None stays queued or processing (holding a place
+    against the cap), and a job created afterwards still runs. A one-file job that
+    a free slot admitted at once may finish before its cancel is acted on.
     """
 
     def create_then_delete(i: int) -> str:
@@ -234,13 +236,15 @@ def test_a_burst_of_create_then_delete_ends_all_cancelled(capped: Stack) -> None
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         ids = list(pool.map(create_then_delete, range(60)))
+    ended = {"cancelled", "completed"}
     wait_for(
-        lambda: {status(capped, j)["status"] for j in ids} == {"cancelled"},
+        lambda: {status(capped, j)["status"] for j in ids} <= ended,
         timeout=180,
-        what="every job cancelled",
+        what="every job ended",
     )
-    started = [j for j in ids if status(capped, j)["startedAt"]]
-    print(f"\n60 create-then-delete: all cancelled, {len(started)} had started before the cancel")
+    outcomes = Counter(status(capped, j)["status"] for j in ids)
+    print(f"\n60 create-then-delete: {dict(outcomes)}")
+    assert outcomes["cancelled"] > outcomes["completed"], outcomes
     assert poll(capped.api_url, initiate(capped.api_url, [70003]))[0]["status"] == "completed"
 
 
