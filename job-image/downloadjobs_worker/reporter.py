@@ -94,25 +94,30 @@ class StatusReporter:
         if self._thread is not None:
             self._thread.join()
 
-    def final(self, status: model.DownloadJobStatus, attempts: int = 6) -> None:
+    def final(self, status: model.DownloadJobStatus, patience: float = 300.0) -> None:
         """
-        Write the result, riding out an API server that is away for up to about half a
-        minute (a restart, an upgrade): the bundle is built, and losing it to one
-        refused connection would cost the whole job again.
+        Write the result, riding out an API server that is away for up to ``patience``
+        seconds (a restart, an upgrade, a slow start on a loaded node): the bundle is
+        built, and a pod that gave up here would make the Job build it all again.
         """
         self.close()  # no late progress write may land after the result
         status.heartbeat_at = model.utcnow()
         wire = status.to_wire()
-        for attempt in range(1, attempts + 1):
+        deadline = self._clock() + patience
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 self._patch(wire)
                 return
             except ApiException as exc:
-                if attempt == attempts or (exc.status and 400 <= exc.status < 500):
+                permanent = exc.status and 400 <= exc.status < 500 and exc.status != 429
+                if permanent or self._clock() >= deadline:
                     raise
             except (urllib3.exceptions.HTTPError, OSError):  # no answer at all
-                if attempt == attempts:
+                if self._clock() >= deadline:
                     raise
+            log.warning("result not written yet (attempt %d); retrying", attempt)
             self._sleep(min(2**attempt, 10))
 
     def _patch(self, wire: dict[str, Any]) -> None:
