@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 import urllib3
-from kubernetes.client.exceptions import ApiException
 
 from downloadjobs import model
+from downloadjobs_worker.kubeapi import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class StatusReporter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._api = api  # kubernetes.client.CustomObjectsApi
+        self._api = api  # kubeapi.DownloadJobApi
         self._namespace = namespace
         self._name = name
         self._interval = interval
@@ -46,9 +46,7 @@ class StatusReporter:
         self._thread: threading.Thread | None = None
 
     def read(self) -> dict[str, Any]:
-        body: dict[str, Any] = self._api.get_namespaced_custom_object(
-            model.GROUP, model.VERSION, self._namespace, model.PLURAL, self._name
-        )
+        body: dict[str, Any] = self._api.get(self._namespace, self._name)
         return body
 
     def progress(self, status: model.DownloadJobStatus, *, force: bool = False) -> None:
@@ -80,7 +78,7 @@ class StatusReporter:
                     return
             try:
                 self._patch(snapshot)
-            except ApiException as exc:
+            except ApiError as exc:
                 log.warning("progress not written (%s); the next write carries it", exc.reason)
             except Exception as exc:  # the API unreachable: the stream goes on regardless
                 log.warning("progress not written (%s); the next write carries it", exc)
@@ -110,7 +108,7 @@ class StatusReporter:
             try:
                 self._patch(wire)
                 return
-            except ApiException as exc:
+            except ApiError as exc:
                 permanent = exc.status and 400 <= exc.status < 500 and exc.status != 429
                 if permanent or self._clock() >= deadline:
                     raise
@@ -121,11 +119,4 @@ class StatusReporter:
             self._sleep(min(2**attempt, 10))
 
     def _patch(self, wire: dict[str, Any]) -> None:
-        self._api.patch_namespaced_custom_object_status(
-            model.GROUP,
-            model.VERSION,
-            self._namespace,
-            model.PLURAL,
-            self._name,
-            {"status": wire},
-        )
+        self._api.patch_status(self._namespace, self._name, {"status": wire})

@@ -27,10 +27,10 @@ class FakeApi:
         self.body = {"spec": {"fileIds": file_ids}}
         self.patches: list[dict[str, Any]] = []
 
-    def get_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
+    def get(self, *args: Any) -> dict[str, Any]:
         return self.body
 
-    def patch_namespaced_custom_object_status(self, *args: Any) -> None:
+    def patch_status(self, *args: Any) -> None:
         self.patches.append(args[-1]["status"])
 
 

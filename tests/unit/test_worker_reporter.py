@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 import urllib3
-from kubernetes.client.exceptions import ApiException
 
 from downloadjobs import model
+from downloadjobs_worker.kubeapi import ApiError
 from downloadjobs_worker.reporter import StatusReporter
 
 
@@ -25,17 +25,17 @@ class FakeApi:
         self.refusals = 1000
         self.calls = 0
 
-    def patch_namespaced_custom_object_status(self, *args: Any) -> None:
+    def patch_status(self, *args: Any) -> None:
         self.entered.set()
         self.calls += 1
         if self.refusal and self.refusals:
             self.refusals -= 1
-            raise ApiException(status=self.refusal, reason="refused")
+            raise ApiError(status=self.refusal, reason="refused")
         if self.gate is not None:
             assert self.gate.wait(30), "the test never released the patch"
         if self.failures:
             self.failures -= 1
-            raise ApiException(status=500, reason="flaky")
+            raise ApiError(status=500, reason="flaky")
         if self.unreachable:
             self.unreachable -= 1
             raise urllib3.exceptions.MaxRetryError(None, "/status", "Connection refused")
@@ -172,7 +172,7 @@ def test_the_result_gives_up_after_its_patience_and_on_a_refusal() -> None:
     api = FakeApi()
     api.refusal = 403
     reporter = StatusReporter(api, "ns", "job", 1.0, clock=clock, sleep=clock.sleep)
-    with pytest.raises(ApiException):
+    with pytest.raises(ApiError):
         reporter.final(model.DownloadJobStatus(progress=100))
     assert api.calls == 1
 
