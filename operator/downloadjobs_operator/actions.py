@@ -8,14 +8,45 @@ They return what happened, for the handlers to turn into events.
 
 import dataclasses
 import datetime
+import enum
 from typing import Any
 
-from downloadjobs import model
+from downloadjobs import model, resource
 from downloadjobs.settings import S3Settings
 from downloadjobs_operator import bundles, manifests, metrics
 from downloadjobs_operator.cluster import Cluster
 from downloadjobs_operator.settings import OperatorSettings
 from downloadjobs_operator.status import failures_of, status_patch, transition
+
+
+class Outcome(enum.StrEnum):
+    """What an action did, for the handlers to tell in an event."""
+
+    CREATED = "created"  # queued, with its suspended Job
+    EXISTED = "existed"  # queued already (a handler repeated after a crash)
+    CANCELLED = "cancelled"
+    IGNORED = "ignored"  # a cancel or replay that came too late or too early
+    REPLAYED = "replayed"
+
+
+class Intent(enum.StrEnum):
+    """What a DownloadJob seen for the first time calls for."""
+
+    ENQUEUE = "enqueue"
+    CANCEL = "cancel"
+    REPLAY = "replay"
+
+
+class Note(enum.StrEnum):
+    """What one reconcile of a DownloadJob found and did (the event reasons)."""
+
+    RESUMED = "Resumed"
+    EXPIRED = "Expired"
+    CANCELLED = "Cancelled"
+    RECOVERED = "Recovered"
+    JOB_RECREATED = "JobRecreated"
+    DRIFT_REPAIRED = "DriftRepaired"
+    STALLED = "Stalled"
 
 
 @dataclasses.dataclass
@@ -46,12 +77,15 @@ def enqueue(ctx: Context, body: dict[str, Any]) -> bool:
     manifest = manifests.build_job(body, ctx.s3_settings, ctx.settings)
     if status.phase is None:
         patch = transition(status, model.Phase.QUEUED, "Submitted", "Waiting for a free slot.")
-        patch.update(filesTotal=len(body["spec"]["fileIds"]), jobName=manifest["metadata"]["name"])
+        files = len(resource.spec(body).get("fileIds") or [])
+        patch.update(
+            resource.status_patch(files_total=files, job_name=manifest["metadata"]["name"])
+        )
         ctx.cluster.patch_status(namespace, name, patch)
     return ctx.cluster.create_job(namespace, manifest)
 
 
-def first_sight(body: dict[str, Any]) -> str:
+def first_sight(body: dict[str, Any]) -> Intent:
     """
     What a DownloadJob seen for the first time calls for: ``cancel``, ``replay`` or
     ``enqueue``. An annotation set before the operator saw the resource (a DELETE
@@ -59,24 +93,24 @@ def first_sight(body: dict[str, Any]) -> str:
     """
     annotations = body["metadata"].get("annotations") or {}
     if model.ANNOTATION_CANCEL in annotations:
-        return "cancel"
+        return Intent.CANCEL
     if model.ANNOTATION_RETRY in annotations:
-        return "replay"
-    return "enqueue"
+        return Intent.REPLAY
+    return Intent.ENQUEUE
 
 
-def arrive(ctx: Context, body: dict[str, Any]) -> str:
+def arrive(ctx: Context, body: dict[str, Any]) -> Outcome:
     """
     A DownloadJob seen for the first time: ``cancelled`` or ``ignored`` (a cancel
     that came first; no Job is ever created), ``replayed``, else queued with its
     suspended Job: ``created``, or ``existed`` when the Job was there already.
     """
     intent = first_sight(body)
-    if intent == "cancel":
+    if intent is Intent.CANCEL:
         return cancel(ctx, body)
-    if intent == "replay" and replay(ctx, body) == "replayed":
-        return "replayed"  # otherwise replay dropped the stray annotation: queue it
-    return "created" if enqueue(ctx, body) else "existed"
+    if intent is Intent.REPLAY and replay(ctx, body) is Outcome.REPLAYED:
+        return Outcome.REPLAYED  # otherwise replay dropped the stray annotation: queue it
+    return Outcome.CREATED if enqueue(ctx, body) else Outcome.EXISTED
 
 
 def follow(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -108,7 +142,7 @@ def follow(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     return body, patch
 
 
-def cancel(ctx: Context, body: dict[str, Any]) -> str:
+def cancel(ctx: Context, body: dict[str, Any]) -> Outcome:
     """
     Stop a job on request: Cancelled first (so nothing moves it on), then the Job
     and its pod go, the partial upload is aborted and any bundle removed.
@@ -116,12 +150,12 @@ def cancel(ctx: Context, body: dict[str, Any]) -> str:
     namespace, name = _meta(body)
     status = model.parse_status(body)
     if status.phase in (model.Phase.COMPLETED, model.Phase.FAILED):
-        return "ignored"
+        return Outcome.IGNORED
     if status.phase is not model.Phase.CANCELLED:
         patch = transition(
             status, model.Phase.CANCELLED, "CancelRequested", "Cancelled on request."
         )
-        patch["completedAt"] = model.utcnow().isoformat()
+        patch.update(resource.status_patch(completed_at=model.utcnow()))
         ctx.cluster.patch_status(namespace, name, patch)
         metrics.CANCELLED.inc()
     if status.job_name:
@@ -130,35 +164,37 @@ def cancel(ctx: Context, body: dict[str, Any]) -> str:
     bundles.abort_uploads(ctx.s3, ctx.s3_settings, key)
     bundles.remove_checkpoint(ctx.s3, ctx.s3_settings, key)
     bundles.remove_bundle(ctx.s3, ctx.s3_settings, key)
-    return "cancelled"
+    return Outcome.CANCELLED
 
 
-def replay(ctx: Context, body: dict[str, Any]) -> str:
+def replay(ctx: Context, body: dict[str, Any]) -> Outcome:
     """Put a dead letter back in the queue as a new attempt with a new Job."""
     namespace, name = _meta(body)
     status = model.parse_status(body)
     if status.phase is not model.Phase.FAILED:
         ctx.cluster.patch_metadata(namespace, name, {"annotations": {model.ANNOTATION_RETRY: None}})
-        return "ignored"
+        return Outcome.IGNORED
     if status.job_name:
         ctx.cluster.delete_job(namespace, status.job_name)
     replays = (status.replays or 0) + 1
     patch = transition(status, model.Phase.QUEUED, "Replayed", f"Replay {replays} requested.")
     patch.update(
-        replays=replays,
-        jobName=manifests.job_name(name, replays),
-        progress=0,
-        attempts=0,
-        filesDone=None,
-        bytesDone=None,
-        uploadId=None,
-        partsUploaded=None,
-        resumedFromPart=None,
-        startedAt=None,
-        completedAt=None,
-        heartbeatAt=None,
-        error=None,
-        result=None,
+        resource.status_patch(
+            replays=replays,
+            job_name=manifests.job_name(name, replays),
+            progress=0,
+            attempts=0,
+            files_done=None,
+            bytes_done=None,
+            upload_id=None,
+            parts_uploaded=None,
+            resumed_from_part=None,
+            started_at=None,
+            completed_at=None,
+            heartbeat_at=None,
+            error=None,
+            result=None,
+        )
     )
     ctx.cluster.patch_status(namespace, name, patch)
     ctx.cluster.patch_metadata(
@@ -169,9 +205,9 @@ def replay(ctx: Context, body: dict[str, Any]) -> str:
             "annotations": {model.ANNOTATION_RETRY: None},
         },
     )
-    fresh = {**body, "status": {**(body.get("status") or {}), "replays": replays}}
+    fresh = {**body, "status": {**resource.status(body), **resource.status_patch(replays=replays)}}
     ctx.cluster.create_job(namespace, manifests.build_job(fresh, ctx.s3_settings, ctx.settings))
-    return "replayed"
+    return Outcome.REPLAYED
 
 
 def cleanup(ctx: Context, body: dict[str, Any]) -> None:
@@ -187,7 +223,7 @@ def cleanup(ctx: Context, body: dict[str, Any]) -> None:
         bundles.remove_bundle(ctx.s3, ctx.s3_settings, key)
 
 
-def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
+def reconcile(ctx: Context, body: dict[str, Any]) -> list[Note]:
     """
     The periodic check of one DownloadJob: expire it after its TTL when finished;
     otherwise repair drift from its Job (or recreate a lost Job) and catch stalls.
@@ -201,7 +237,7 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
     if status.resumed_from_part and resumed not in ctx.announced:
         message = f"A retried pod resumed the upload after part {status.resumed_from_part}."
         if ctx.cluster.post_event_once(body, resumed, "Resumed", message):
-            notes.append("Resumed")
+            notes.append(Note.RESUMED)
         ctx.announced.add(resumed)
     if status.phase is model.Phase.CANCELLED:
         # A worker that was still shutting down may have opened an upload after
@@ -220,29 +256,29 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
         ended = status.completed_at or model.parse_time(body["metadata"].get("creationTimestamp"))
         if ended is not None and (now - ended).total_seconds() >= ttl:
             ctx.cluster.delete_downloadjob(namespace, name)
-            return [*notes, "Expired"]
+            return [*notes, Note.EXPIRED]
         return notes
     if body["metadata"].get("deletionTimestamp"):
         return notes  # being deleted: the cleanup handler owns it (never recreate its Job)
     if model.ANNOTATION_CANCEL in annotations:
         # Level, not edge: kopf can fold an annotation that lands while the create
         # handler runs into the state it records as handled, and no update follows.
-        return [*notes, "Cancelled"] if cancel(ctx, body) == "cancelled" else notes
+        return [*notes, Note.CANCELLED] if cancel(ctx, body) is Outcome.CANCELLED else notes
     if status.job_name is None:
         return notes  # the create handler owns it
     job = ctx.cluster.job(namespace, status.job_name)
     if job is None:
         if status.result is not None:  # finished, and its Job already expired
             patch = transition(status, model.Phase.COMPLETED, "JobComplete", "Recovered.")
-            patch.update(progress=100, completedAt=now.isoformat())
+            patch.update(resource.status_patch(progress=100, completed_at=now))
             ctx.cluster.patch_status(namespace, name, patch)
-            return [*notes, "Recovered"]
+            return [*notes, Note.RECOVERED]
         created = ctx.cluster.create_job(
             namespace, manifests.build_job(body, ctx.s3_settings, ctx.settings)
         )
-        return [*notes, "JobRecreated"] if created else notes
+        return [*notes, Note.JOB_RECREATED] if created else notes
     if follow(ctx, job) is not None:
-        notes.append("DriftRepaired")
+        notes.append(Note.DRIFT_REPAIRED)
     beat = status.heartbeat_at or status.started_at
     running = (job.get("status") or {}).get("active") and not job["spec"].get("suspend")
     stale = beat is not None and (now - beat).total_seconds() > ctx.settings.stall_seconds
@@ -250,5 +286,5 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
     limit = now - datetime.timedelta(seconds=ctx.settings.stall_seconds)
     if stalled and ctx.cluster.delete_stalled_pods(namespace, status.job_name, limit):
         metrics.STALLS.inc()
-        notes.append("Stalled")
+        notes.append(Note.STALLED)
     return notes

@@ -62,14 +62,14 @@ def _run(fn: Any, *args: Any) -> Any:
 
 #: The event each action outcome tells (reason, message); the others tell none.
 OUTCOMES = {
-    "created": ("JobCreated", "Created its Job, suspended until admitted."),
-    "cancelled": ("Cancelled", "Cancelled on request; its Job was deleted."),
-    "ignored": ("CancelIgnored", "The job had finished already."),
-    "replayed": ("Replayed", "Back in the queue with a new Job."),
+    actions.Outcome.CREATED: ("JobCreated", "Created its Job, suspended until admitted."),
+    actions.Outcome.CANCELLED: ("Cancelled", "Cancelled on request; its Job was deleted."),
+    actions.Outcome.IGNORED: ("CancelIgnored", "The job had finished already."),
+    actions.Outcome.REPLAYED: ("Replayed", "Back in the queue with a new Job."),
 }
 
 
-def tell(body: kopf.Body, outcome: str) -> None:
+def tell(body: kopf.Body, outcome: actions.Outcome) -> None:
     if outcome in OUTCOMES:
         normal(body, *OUTCOMES[outcome])
 
@@ -133,13 +133,13 @@ async def reconcile(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_
             raise
         return  # deleted meanwhile: nothing left to reconcile
     for note in notes:
-        if note == "Stalled":
+        if note is actions.Note.STALLED:
             kopf.event(
                 body,
                 type="Warning",
                 reason="Stalled",
                 message="No heartbeat; its pod was deleted to retry.",
             )
-        elif note not in ("Expired", "Resumed"):  # the action posted Resumed itself
+        elif note not in (actions.Note.EXPIRED, actions.Note.RESUMED):  # Resumed: posted already
             normal(body, note, f"Periodic reconcile: {note}.")
     await memo.queue.poke(str(namespace), unless_fresher_than=2.0)

@@ -31,6 +31,9 @@ MAX_FILES = 1000
 #: spec): the Job's podFailurePolicy turns it into an immediate Job failure.
 EXIT_PERMANENT = 42
 
+#: The owner of jobs made without an identity (``auth.mode: none``, or by kubectl).
+ANONYMOUS = "anonymous"
+
 #: Labels the operator and the API put on what they create.
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "downloadjobs"
@@ -94,7 +97,7 @@ class DownloadJobSpec(Model):
 
     file_ids: FileIds = Field(description="Source file ids, in bundle order.")
     owner: str = Field(
-        default="anonymous", max_length=253, description="Who may read the job through the API."
+        default=ANONYMOUS, max_length=253, description="Who may read the job through the API."
     )
 
 
