@@ -218,6 +218,9 @@ def build(
         size=out.size,
         checksum_crc32=out.crc32,
         missing_file_ids=missing,
+        content_key=model.content_key(
+            spec.file_ids, {s.file_id: s.etag for s in sources}, settings.worker_compression
+        ),
     )
     status.result = result
     status.progress = 100

@@ -23,6 +23,7 @@ class Outcome(enum.StrEnum):
     """What an action did, for the handlers to tell in an event."""
 
     CREATED = "created"  # queued, with its suspended Job
+    REUSED = "reused"  # completed at once with the bundle of an earlier job
     EXISTED = "existed"  # queued already (a handler repeated after a crash)
     CANCELLED = "cancelled"
     IGNORED = "ignored"  # a cancel or replay that came too late or too early
@@ -70,19 +71,109 @@ def bundle_key(ctx: Context, body: dict[str, Any]) -> str:
     return ctx.s3_settings.bundle_key(namespace, name)
 
 
-def enqueue(ctx: Context, body: dict[str, Any]) -> bool:
-    """Mark a new DownloadJob queued, then create its suspended Job (False if it existed)."""
+def shared_bundle(ctx: Context, body: dict[str, Any]) -> str:
+    """
+    The bundle ``body``'s answers point at: its own, or for a job that reused another's
+    bundle, that one. Read from what the operator wrote (the annotation), never from the
+    status, which a worker may write.
+    """
     namespace, name = _meta(body)
+    origin = resource.annotations(body).get(model.ANNOTATION_BUNDLE_OF) or name
+    return ctx.s3_settings.bundle_key(namespace, origin)
+
+
+def _twin(ctx: Context, body: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """A completed job, not being deleted, whose bundle holds what ``body`` asks for."""
+    namespace, name = _meta(body)
+    for other in ctx.cluster.downloadjobs(namespace, {model.LABEL_CONTENT_KEY: key}):
+        result = model.parse_status(other).result
+        if (
+            other["metadata"]["name"] != name
+            and resource.phase(other) is model.Phase.COMPLETED
+            and result is not None
+            and result.content_key == key
+            and not other["metadata"].get("deletionTimestamp")
+            and bundles.bundle_exists(ctx.s3, ctx.s3_settings, shared_bundle(ctx, other))
+        ):
+            return other
+    return None
+
+
+def _complete_with(ctx: Context, body: dict[str, Any], twin: dict[str, Any]) -> None:
+    """Complete ``body`` with ``twin``'s bundle: its own result, marked reused, no Job."""
+    namespace, name = _meta(body)
+    theirs = model.parse_status(twin)
+    assert theirs.result is not None  # _twin checked it
+    origin = resource.annotations(twin).get(model.ANNOTATION_BUNDLE_OF) or twin["metadata"]["name"]
+    now = model.utcnow()
     status = model.parse_status(body)
-    manifest = manifests.build_job(body, ctx.s3_settings, ctx.settings)
-    if status.phase is None:
+    message = f"Completed with the bundle of {origin}, built before for the same files."
+    patch = transition(status, model.Phase.COMPLETED, "Reused", message, now)
+    patch.update(
+        resource.status_patch(
+            result=theirs.result.model_copy(update={"reused": True}),
+            progress=100,
+            files_total=theirs.files_total,
+            files_done=theirs.files_total,
+            bytes_total=theirs.bytes_total,
+            bytes_done=theirs.bytes_total,
+            attempts=0,
+            started_at=now,
+            completed_at=now,
+        )
+    )
+    ctx.cluster.patch_status(namespace, name, patch)
+    metrics.REUSED.inc()
+
+
+def enqueue(ctx: Context, body: dict[str, Any]) -> Outcome:
+    """
+    A new DownloadJob: completed at once when a bundle of the same files is there
+    already (``reused``), else queued with its suspended Job (``created``, or
+    ``existed`` when the Job was there already).
+
+    The first write carries the resource's version: when the create handler and an
+    admission pass act on the same new job at once, one of them finds the job changed
+    and decides again from what the other wrote.
+    """
+    namespace, name = _meta(body)
+    for _ in range(3):
+        status = model.parse_status(body)
+        if status.phase is not None:
+            break
+        key = None
+        if ctx.settings.reuse_bundles:
+            file_ids = resource.spec(body).get("fileIds") or []
+            compression = ctx.settings.worker_compression
+            key = bundles.content_key(ctx.s3, ctx.s3_settings, file_ids, compression)
+        twin = _twin(ctx, body, key) if key else None
+        metadata: dict[str, Any] = {"labels": {model.LABEL_CONTENT_KEY: key}} if key else {}
+        if twin is not None:
+            origin = resource.annotations(twin).get(model.ANNOTATION_BUNDLE_OF)
+            origin = origin or twin["metadata"]["name"]
+            metadata["annotations"] = {model.ANNOTATION_BUNDLE_OF: origin}
+        version = body["metadata"].get("resourceVersion")
+        if metadata and not ctx.cluster.patch_metadata(namespace, name, metadata, version=version):
+            fresh = ctx.cluster.downloadjob(namespace, name)
+            if fresh is None:
+                return Outcome.IGNORED  # deleted meanwhile
+            body = fresh
+            continue
+        if twin is not None:
+            _complete_with(ctx, body, twin)
+            return Outcome.REUSED
         patch = transition(status, model.Phase.QUEUED, "Submitted", "Waiting for a free slot.")
         files = len(resource.spec(body).get("fileIds") or [])
-        patch.update(
-            resource.status_patch(files_total=files, job_name=manifest["metadata"]["name"])
-        )
+        job = manifests.job_name(name, resource.replays(body))
+        patch.update(resource.status_patch(files_total=files, job_name=job))
         ctx.cluster.patch_status(namespace, name, patch)
-    return ctx.cluster.create_job(namespace, manifest)
+        break
+    status = model.parse_status(body)
+    if status.phase is not None and status.phase.terminal:
+        reused = status.result is not None and status.result.reused
+        return Outcome.REUSED if reused else Outcome.EXISTED  # a finished job gets no Job
+    manifest = manifests.build_job(body, ctx.s3_settings, ctx.settings)
+    return Outcome.CREATED if ctx.cluster.create_job(namespace, manifest) else Outcome.EXISTED
 
 
 def first_sight(body: dict[str, Any]) -> Intent:
@@ -110,7 +201,7 @@ def arrive(ctx: Context, body: dict[str, Any]) -> Outcome:
         return cancel(ctx, body)
     if intent is Intent.REPLAY and replay(ctx, body) is Outcome.REPLAYED:
         return Outcome.REPLAYED  # otherwise replay dropped the stray annotation: queue it
-    return Outcome.CREATED if enqueue(ctx, body) else Outcome.EXISTED
+    return enqueue(ctx, body)
 
 
 def follow(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -211,7 +302,10 @@ def replay(ctx: Context, body: dict[str, Any]) -> Outcome:
 
 
 def cleanup(ctx: Context, body: dict[str, Any]) -> None:
-    """The DownloadJob is being deleted: its Job, partial upload and bundle go too."""
+    """
+    The DownloadJob is being deleted: its Job and partial upload go too, and the
+    bundle its answers point at, unless another job still points at it.
+    """
     namespace, _ = _meta(body)
     status = model.parse_status(body)
     if status.job_name:
@@ -219,8 +313,25 @@ def cleanup(ctx: Context, body: dict[str, Any]) -> None:
     key = bundle_key(ctx, body)
     bundles.abort_uploads(ctx.s3, ctx.s3_settings, key)
     bundles.remove_checkpoint(ctx.s3, ctx.s3_settings, key)
-    if not ctx.settings.keep_bundles:
-        bundles.remove_bundle(ctx.s3, ctx.s3_settings, key)
+    if ctx.settings.keep_bundles:
+        return
+    for bundle in {key, shared_bundle(ctx, body)}:
+        if not _still_shared(ctx, body, bundle):
+            bundles.remove_bundle(ctx.s3, ctx.s3_settings, bundle)
+
+
+def _still_shared(ctx: Context, body: dict[str, Any], bundle: str) -> bool:
+    """Whether a DownloadJob other than ``body``, not being deleted, points at ``bundle``."""
+    namespace, name = _meta(body)
+    key = (body["metadata"].get("labels") or {}).get(model.LABEL_CONTENT_KEY)
+    if not key:
+        return False  # never shared: only jobs with the same content key share a bundle
+    return any(
+        other["metadata"]["name"] != name
+        and not other["metadata"].get("deletionTimestamp")
+        and shared_bundle(ctx, other) == bundle
+        for other in ctx.cluster.downloadjobs(namespace, {model.LABEL_CONTENT_KEY: key})
+    )
 
 
 def reconcile(ctx: Context, body: dict[str, Any]) -> list[Note]:

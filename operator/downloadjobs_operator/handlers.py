@@ -46,9 +46,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     s3_settings = S3Settings()
     cluster = Cluster()
     memo.ctx = actions.Context(cluster, s3.client(s3_settings), s3_settings, SETTINGS)
-    memo.queue = AdmissionQueue(cluster, SETTINGS, functools.partial(actions.enqueue, memo.ctx))
+    memo.queue = AdmissionQueue(cluster, SETTINGS, functools.partial(_queued, memo.ctx))
     if SETTINGS.metrics_port:
         prometheus_client.start_http_server(SETTINGS.metrics_port)
+
+
+def _queued(ctx: actions.Context, body: dict[str, Any]) -> bool:
+    """The admission queue's enqueue: whether the job now waits for a slot with its Job."""
+    return actions.enqueue(ctx, body) is not actions.Outcome.REUSED
 
 
 def normal(body: kopf.Body, reason: str, message: str) -> None:
@@ -63,6 +68,7 @@ def _run(fn: Any, *args: Any) -> Any:
 #: The event each action outcome tells (reason, message); the others tell none.
 OUTCOMES = {
     actions.Outcome.CREATED: ("JobCreated", "Created its Job, suspended until admitted."),
+    actions.Outcome.REUSED: ("Reused", "Completed at once with a bundle built before."),
     actions.Outcome.CANCELLED: ("Cancelled", "Cancelled on request; its Job was deleted."),
     actions.Outcome.IGNORED: ("CancelIgnored", "The job had finished already."),
     actions.Outcome.REPLAYED: ("Replayed", "Back in the queue with a new Job."),

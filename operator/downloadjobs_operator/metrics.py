@@ -22,6 +22,7 @@ DURATION = Histogram(
 RETRIES = Counter("downloadjobs_pod_retries_total", "Worker pods started again after a failure.")
 STALLS = Counter("downloadjobs_stalls_total", "Jobs found stalled (stale heartbeat).")
 CANCELLED = Counter("downloadjobs_cancelled_total", "Jobs cancelled.")
+REUSED = Counter("downloadjobs_reused_total", "Jobs completed at once with a bundle built before.")
 
 
 def observe_namespace(namespace: str, bodies: list[dict[str, Any]], now: datetime.datetime) -> None:

@@ -32,7 +32,8 @@ class _NamespaceState:
 
 class AdmissionQueue:
     """
-    ``enqueue`` creates a DownloadJob's suspended Job (idempotently): a pass that
+    ``enqueue`` creates a DownloadJob's suspended Job (idempotently), or answers False
+    when the job needs none (it completed with a bundle built before): a pass that
     finds a job without one creates it there and then, so the queue's order never
     depends on which creation handler happened to run first, after a restart say.
     """
@@ -41,7 +42,7 @@ class AdmissionQueue:
         self,
         cluster: Cluster,
         settings: OperatorSettings,
-        enqueue: Callable[[dict[str, Any]], object],
+        enqueue: Callable[[dict[str, Any]], bool],
     ) -> None:
         self._cluster = cluster
         self._settings = settings
@@ -89,7 +90,10 @@ class AdmissionQueue:
                 job_of[body["metadata"]["name"]] = job
         for name, body in by_name.items():
             if name not in with_job and not _blocked(body):
-                self._enqueue(body)  # its creation handler has not run (yet): do it now
+                # Its creation handler has not run (yet): do it now. False: it did not
+                # need a Job after all (completed with a bundle built before).
+                if not self._enqueue(body):
+                    continue
                 waiting.append(_waiting(body, owner_of))
                 replays = resource.replays(body)
                 job_of[name] = {"metadata": {"name": manifests.job_name(name, replays)}}

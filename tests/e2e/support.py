@@ -27,10 +27,16 @@ def running_stack(
 ) -> Iterator[Stack]:
     """
     The whole system on the embedded cluster, as the tests run it: workers retry after
-    0.5 s, the operator reconciles every 2 s, unless ``operator`` or ``options`` say
-    otherwise. ``delay_ms`` slows every file of a worker so a test can catch it running.
+    0.5 s, the operator reconciles every 2 s, and every job builds its own bundle (tests
+    ask for the same files again and again, and most watch a build: ``test_reuse``
+    turns reuse on), unless ``operator`` or ``options`` say otherwise. ``delay_ms``
+    slows every file of a worker so a test can catch it running.
     """
-    env = {"DOWNLOADJOBS_OPERATOR_RECONCILE_INTERVAL": "2", **(operator or {})}
+    env = {
+        "DOWNLOADJOBS_OPERATOR_RECONCILE_INTERVAL": "2",
+        "DOWNLOADJOBS_OPERATOR_REUSE_BUNDLES": "false",
+        **(operator or {}),
+    }
     options.setdefault("backoff_base", 0.5)
     state = Path(factory.mktemp(name))
     with Stack(state, worker_delay_ms=delay_ms, extra_env=env, **options) as stack:
