@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from downloadjobs import model, resource
-from downloadjobs_operator import admission, manifests, metrics
+from downloadjobs_operator import admission, manifests, metrics, sharing
 from downloadjobs_operator.cluster import Cluster
 from downloadjobs_operator.settings import OperatorSettings
 
@@ -72,6 +72,7 @@ class AdmissionQueue:
         owner_of = {name: resource.owner(b) for name, b in by_name.items()}
         waiting: list[admission.Waiting] = []
         running_owners: list[str] = []
+        running_names: list[str] = []
         job_of: dict[str, dict[str, Any]] = {}
         with_job: set[str] = set()
         for job in jobs:
@@ -85,6 +86,7 @@ class AdmissionQueue:
             with_job.add(body["metadata"]["name"])
             if admission.job_running(job):
                 running_owners.append(owner_of[body["metadata"]["name"]])
+                running_names.append(body["metadata"]["name"])
             elif job.get("spec", {}).get("suspend") and not _blocked(body):
                 waiting.append(_waiting(body, owner_of))
                 job_of[body["metadata"]["name"]] = job
@@ -92,11 +94,15 @@ class AdmissionQueue:
             if name not in with_job and not _blocked(body):
                 # Its creation handler has not run (yet): do it now. False: it did not
                 # need a Job after all (completed with a bundle built before).
-                if not self._enqueue(body):
+                if not self._enqueue(body) or self._settings.reuse_bundles:
+                    # With reuse, its content key is read back by the next pass (its
+                    # new Job's event brings one): only then can it share a build.
                     continue
                 waiting.append(_waiting(body, owner_of))
                 replays = resource.replays(body)
                 job_of[name] = {"metadata": {"name": manifests.job_name(name, replays)}}
+        if self._settings.reuse_bundles:
+            waiting = self._share(by_name, running_names, waiting, job_of)
         plan = admission.plan(
             waiting,
             running_owners,
@@ -121,6 +127,36 @@ class AdmissionQueue:
             len(plan.admit),
             time.monotonic() - started,
         )
+
+    def _share(
+        self,
+        by_name: dict[str, dict[str, Any]],
+        running: list[str],
+        waiting: list[admission.Waiting],
+        job_of: dict[str, dict[str, Any]],
+    ) -> list[admission.Waiting]:
+        """
+        One build for the same files: of the jobs with one content key, the one
+        running (else the first in line) builds; the others follow it, without a Job.
+        Decided here, in the one pass that sees them all, never by racing creations.
+        """
+        builds: dict[str, str] = {}
+        for name in running:
+            key = sharing.content_key(by_name[name])
+            if key:
+                builds.setdefault(key, name)
+        kept = []
+        for entry in sorted(waiting, key=lambda w: w.order):
+            body = by_name[entry.name]
+            key = sharing.content_key(body)
+            leader = builds.setdefault(key, entry.name) if key else entry.name
+            if leader == entry.name:
+                kept.append(entry)
+                continue
+            job = job_of[entry.name]["metadata"]["name"]
+            sharing.follow(self._cluster, body, leader, job)
+            log.info("%s follows %s, which builds the same bundle", entry.name, leader)
+        return kept
 
 
 def _waiting(body: dict[str, Any], owner_of: dict[str, str]) -> admission.Waiting:
