@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from downloadjobs import kube
 from downloadjobs.settings import KubeSettings, S3Settings
@@ -76,7 +77,9 @@ def create_app(
     app.state.storage_probe = health.storage_probe(storage)
     app.state.identity = identity
     app.state.metrics = metrics
-    app.state.poller = Poller(jobs, identity, settings.max_wait_seconds)
+    app.state.poller = Poller(
+        jobs, identity, settings.max_wait_seconds, settings.max_long_polls_per_owner
+    )
     app.state.watcher = watcher
     errors.install(app)
     app.include_router(routes.router)
@@ -99,4 +102,7 @@ def create_app(
         csp=settings.content_security_policy,
         access_log=settings.access_log,
     )
+    # Outermost: every layer (rate limits, logs) sees the client's address, read from
+    # X-Forwarded-For only when the connection comes from a configured proxy (never '*').
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app

@@ -5,7 +5,14 @@ one who may read, cancel or list them.
 Three modes (``DOWNLOADJOBS_API_AUTH_MODE``): ``none`` for development (everyone
 is ``anonymous``), ``token`` (static bearer tokens from a Secret, each mapped to
 an owner) and ``header`` (an authenticating proxy in front of the API sets a
-header; the API must then be reachable only through that proxy).
+header; the API must then be reachable only through that proxy, and the proxy may
+also prove itself with a shared secret in another header).
+
+Nothing ambiguous identifies anyone: a repeated identity header, a comma-joined one
+(what a proxy that appends instead of replacing makes of a client's own header), a
+repeated ``Authorization`` header are 401, never "the first one wins". The name
+``anonymous`` belongs to none mode: no token or header may claim it, so the jobs
+created without authentication are nobody's once authentication is on.
 """
 
 import hashlib
@@ -19,6 +26,11 @@ ANONYMOUS = "anonymous"
 MAX_OWNER_LENGTH = 253
 
 
+def reserved(owner: str) -> bool:
+    """Whether ``owner`` is the name of none mode's callers (in any case)."""
+    return owner.strip().casefold() == ANONYMOUS
+
+
 class Unauthenticated(Exception):
     """No acceptable credentials (401)."""
 
@@ -27,31 +39,60 @@ class Identity:
     def __init__(self, settings: ApiSettings) -> None:
         self.mode = settings.auth_mode
         self.header = settings.identity_header.lower()
+        self.secret_header = settings.proxy_secret_header.lower()
+        secret = settings.the_proxy_secret() if self.mode is AuthMode.HEADER else ""
+        self._secret = hashlib.sha256(secret.encode()).digest() if secret else None
+        tokens = settings.all_tokens() if self.mode is AuthMode.TOKEN else {}
         # Compare digests, so a lookup takes the same time whatever the token.
         self._tokens = {
-            hashlib.sha256(token.encode()).digest(): owner
-            for token, owner in settings.all_tokens().items()
+            hashlib.sha256(token.encode()).digest(): owner for token, owner in tokens.items()
         }
         if self.mode is AuthMode.TOKEN and not self._tokens:
             raise ValueError("auth mode 'token' needs DOWNLOADJOBS_API_TOKENS or _TOKENS_FILE")
+        if any(reserved(owner) for owner in self._tokens.values()):
+            raise ValueError(f"the owner name {ANONYMOUS!r} is reserved for auth mode 'none'")
 
     def owner(self, headers: Headers) -> str:
         """The caller's owner name, or :class:`Unauthenticated`."""
         if self.mode is AuthMode.NONE:
             return ANONYMOUS
         if self.mode is AuthMode.HEADER:
-            owner = headers.get(self.header, "").strip()
-            if not owner or len(owner) > MAX_OWNER_LENGTH or not owner.isprintable():
-                raise Unauthenticated(f"the {self.header} header (set by the proxy) is missing")
-            return owner
-        scheme, _, token = headers.get("authorization", "").partition(" ")
+            return self._header_owner(headers)
+        return self._token_owner(headers)
+
+    def _header_owner(self, headers: Headers) -> str:
+        if self._secret is not None:
+            sent = headers.getlist(self.secret_header)
+            digest = hashlib.sha256(sent[0].encode()).digest() if len(sent) == 1 else b""
+            if not hmac.compare_digest(digest, self._secret):
+                raise Unauthenticated(f"the {self.secret_header} header is wrong or missing")
+        values = headers.getlist(self.header)
+        if not values:
+            raise Unauthenticated(f"the {self.header} header (set by the proxy) is missing")
+        if len(values) > 1 or "," in values[0]:
+            raise Unauthenticated(f"the {self.header} header must be one value, set by the proxy")
+        owner = values[0].strip()
+        if not owner or len(owner) > MAX_OWNER_LENGTH or not owner.isprintable():
+            raise Unauthenticated(f"the {self.header} header (set by the proxy) is not a name")
+        if reserved(owner):
+            raise Unauthenticated(f"the name {ANONYMOUS!r} is reserved")
+        return owner
+
+    def _token_owner(self, headers: Headers) -> str:
+        values = headers.getlist("authorization")
+        if len(values) > 1:
+            raise Unauthenticated("send one Authorization header")
+        scheme, _, token = (values[0] if values else "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("send Authorization: Bearer <token>")
         digest = hashlib.sha256(token.strip().encode()).digest()
+        found = None
         for known, owner in self._tokens.items():
             if hmac.compare_digest(known, digest):
-                return owner
-        raise Unauthenticated("the bearer token is not valid")
+                found = owner
+        if found is None:
+            raise Unauthenticated("the bearer token is not valid")
+        return found
 
     def client_key(self, headers: Headers, client_host: str | None) -> str:
         """
