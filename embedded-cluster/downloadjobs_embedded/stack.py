@@ -14,6 +14,7 @@ import asyncio
 import base64
 import json
 import os
+import secrets
 import socket
 import sys
 import threading
@@ -44,6 +45,7 @@ DEV_API_LIMITS = {
     "DOWNLOADJOBS_API_POLL_RATE": "100000/minute",
     "DOWNLOADJOBS_API_INITIATE_RATE": "10000/minute",
     "DOWNLOADJOBS_API_MAX_ACTIVE_JOBS_PER_OWNER": "10000",
+    "DOWNLOADJOBS_API_MAX_LONG_POLLS_PER_OWNER": "1000",
 }
 #: The order in which :meth:`Stack.__exit__` stops things: clients before servers.
 SHUTDOWN_ORDER = ["api", "operator", "nodeagent", "controller-manager", "apiserver", "etcd"]
@@ -370,8 +372,17 @@ class Stack:
         env = self._base_env()
         env.update(s3server.CREDENTIALS)
         env.update(DEV_API_LIMITS)
+        env["DOWNLOADJOBS_API_IDEMPOTENCY_SECRET"] = self._idempotency_secret()
         env.update(self.extra_env)
         return env
+
+    def _idempotency_secret(self) -> str:
+        """The HMAC key of idempotent job names: one per state directory, as a chart's Secret."""
+        path = self.state_dir / "idempotency-secret"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def _add(self, name: str, args: list[str], env: dict[str, str]) -> None:
         self._add_command(name, [sys.executable, "-m", "downloadjobs_cli", *args], env)
