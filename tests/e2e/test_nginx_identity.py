@@ -97,7 +97,7 @@ def test_a_clients_identity_header_never_reaches_the_api(
     proxy: str, sent: list[tuple[str, str]]
 ) -> None:
     for path in ("/v1/download/jobs/x", "/health"):
-        received = httpx.get(f"{proxy}{path}", headers=sent + [("X-Forwarded-For", "6.6.6.6")])
+        received = httpx.get(f"{proxy}{path}", headers=[*sent, ("X-Forwarded-For", "6.6.6.6")])
         assert received.status_code == 200
         headers = received.json()
         assert not [v for k, v in headers if k == "x-forwarded-user"], headers
