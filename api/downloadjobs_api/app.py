@@ -11,7 +11,7 @@ from downloadjobs.settings import KubeSettings, S3Settings
 from downloadjobs_api import cors, errors, frontend, health, logs, openapi, routes
 from downloadjobs_api.cache import Watcher
 from downloadjobs_api.cors import CORSMiddleware
-from downloadjobs_api.identity import Identity
+from downloadjobs_api.identity import AuthenticationMiddleware, Identity
 from downloadjobs_api.jobs import JobService
 from downloadjobs_api.metrics import Metrics
 from downloadjobs_api.middleware import BodyLimitMiddleware, RequestIdMiddleware
@@ -85,8 +85,11 @@ def create_app(
     app.include_router(routes.router)
     frontend.install(app)
     openapi.install(app)
-    # Added innermost first: request ids wrap everything, so even a 413 or 429 has one.
+    # Added innermost first: request ids wrap everything, so even a 413 or 429 has one;
+    # rate limits count a request before the authentication guard can refuse it (bad
+    # credentials count against the address), and the guard runs before any parsing.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(AuthenticationMiddleware, identity=identity)
     app.add_middleware(
         RateLimitMiddleware,
         identity=identity,

@@ -19,11 +19,19 @@ import hashlib
 import hmac
 
 from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from downloadjobs_api.middleware import send_error
 from downloadjobs_api.settings import ApiSettings, AuthMode
 
 ANONYMOUS = "anonymous"
 MAX_OWNER_LENGTH = 253
+#: Where the resolved identity is kept in the request's state (``scope["state"]``).
+IDENTITY_STATE = "identity"
+#: Every route under this prefix needs an identity (the job routes, /check).
+PROTECTED_PREFIX = "/v1/"
+#: The challenge of a 401.
+CHALLENGE = [(b"www-authenticate", b'Bearer realm="downloadjobs"')]
 
 
 def reserved(owner: str) -> bool:
@@ -94,15 +102,58 @@ class Identity:
             raise Unauthenticated("the bearer token is not valid")
         return found
 
-    def client_key(self, headers: Headers, client_host: str | None) -> str:
+    def resolve(self, scope: Scope) -> "str | Unauthenticated":
+        """
+        The caller's owner, or why there is none, worked out once per request and
+        kept in the request's state for every layer that asks (rate limits, the
+        authentication guard, the routes' ``Owner`` dependency).
+        """
+        state = scope.setdefault("state", {})
+        found: str | Unauthenticated | None = state.get(IDENTITY_STATE)
+        if found is None:
+            try:
+                found = self.owner(Headers(scope=scope))
+            except Unauthenticated as exc:
+                found = exc
+            state[IDENTITY_STATE] = found
+        return found
+
+    def client_key(self, scope: Scope) -> str:
         """
         What rate limits count by: the resolved owner when the credentials are
         good (however the header is spelled, and whichever of an owner's tokens),
         the client's address otherwise: bad credentials share the address's count.
         """
         if self.mode is not AuthMode.NONE:
-            try:
-                return f"owner:{self.owner(headers)}"
-            except Unauthenticated:
-                pass
-        return f"ip:{client_host or 'unknown'}"
+            found = self.resolve(scope)
+            if isinstance(found, str):
+                return f"owner:{found}"
+        client = scope.get("client")
+        return f"ip:{client[0] if client else 'unknown'}"
+
+
+class AuthenticationMiddleware:
+    """
+    Every ``/v1/`` request without acceptable credentials is 401 here, before
+    anything reads its body, path or query: FastAPI parses a route's body before
+    it runs the route's dependencies, so the ``Owner`` dependency alone would let
+    a stranger's malformed request cost a parse and earn a 400 instead. The
+    dependency stays, and reads the identity this layer resolved.
+    """
+
+    def __init__(self, app: ASGIApp, identity: Identity) -> None:
+        self.app = app
+        self.identity = identity
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self.identity.mode is not AuthMode.NONE
+            and scope["path"].startswith(PROTECTED_PREFIX)
+            and scope["method"] != "OPTIONS"
+        ):
+            found = self.identity.resolve(scope)
+            if isinstance(found, Unauthenticated):
+                await send_error(scope, send, 401, "UNAUTHENTICATED", str(found), CHALLENGE)
+                return
+        await self.app(scope, receive, send)

@@ -17,7 +17,7 @@ from fastapi import Request, Response
 from downloadjobs import model
 from downloadjobs_api import polling
 from downloadjobs_api.cache import resource_version
-from downloadjobs_api.identity import Identity
+from downloadjobs_api.identity import Identity, Unauthenticated
 from downloadjobs_api.jobs import JobNotFound, JobService
 from downloadjobs_api.settings import AuthMode
 
@@ -46,7 +46,9 @@ class Poller:
     async def answer_request(self, job_id: str, request: Request) -> Response:
         """:meth:`answer` with the caller, the ETag and the wait read from ``request``."""
         headers = request.headers
-        owner = self.identity.owner(headers)  # first: a stranger's parameters are never read
+        owner = self.identity.resolve(request.scope)  # first: a stranger's parameters are unread
+        if isinstance(owner, Unauthenticated):
+            raise owner
         raw = request.query_params.get("waitSeconds")
         wait = None
         if raw is not None:

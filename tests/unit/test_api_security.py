@@ -173,6 +173,37 @@ def test_bogus_credentials_are_401_before_any_parameter_is_read(
     assert not [r for r in caplog.records if r.exc_info], "no tracebacks in the log"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "request_args"),
+    [
+        ("GET", "/v1/download/jobs/NOT-A-JOB-ID", {}),
+        ("GET", "/v1/download/jobs?limit=abc&cursor=%25", {}),
+        ("POST", "/v1/download/initiate", {"content": b"{not json"}),
+        ("POST", "/v1/download/initiate", {"content": b'{"file_ids": "x"}'}),
+        ("POST", "/v1/download/check", {"content": b"{not json"}),
+        ("POST", "/v1/download/jobs/x/retry", {"content": b"x" * 1000}),
+        ("DELETE", "/v1/download/jobs/UPPER", {}),
+        ("PUT", "/v1/download/jobs/x", {}),
+        ("GET", "/v1/nothing-here", {}),
+    ],
+)
+def test_every_v1_request_without_credentials_is_401_before_it_is_parsed(
+    make_client: MakeClient, method: str, path: str, request_args: dict[str, Any]
+) -> None:
+    for settings in (
+        {"auth_mode": "token", "tokens": {"t": "alice"}},
+        {"auth_mode": "header", "identity_header": USER},
+    ):
+        client, api = make_client(**settings)
+        headers = {"Content-Type": "application/json", "Authorization": "Bearer bogus"}
+        response = client.request(method, path, headers=headers, **request_args)
+        assert response.status_code == 401, response.text
+        assert response.json()["error"] == "UNAUTHENTICATED"
+        assert response.json()["requestId"] == response.headers["x-request-id"]
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert api.created == {}
+
+
 async def test_an_owner_holds_at_most_its_cap_of_long_polls(make_client: MakeClient) -> None:
     client, _ = make_client(max_long_polls_per_owner=2)
     job_id = start(client).json()["jobId"]
