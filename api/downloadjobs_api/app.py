@@ -8,7 +8,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from downloadjobs import kube
 from downloadjobs.settings import KubeSettings, S3Settings
-from downloadjobs_api import cors, errors, frontend, health, logs, openapi, routes
+from downloadjobs_api import cors, docs, errors, frontend, health, logs, openapi, routes
 from downloadjobs_api.cache import Watcher
 from downloadjobs_api.cors import CORSMiddleware
 from downloadjobs_api.identity import AuthenticationMiddleware, Identity
@@ -69,6 +69,9 @@ def create_app(
             "answer is 429 with Retry-After."
         ),
         lifespan=lifespan,
+        # Served by the docs module from a pinned package, never from a CDN; no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     identity = Identity(settings)
     metrics = Metrics(jobs.cache)
@@ -84,6 +87,7 @@ def create_app(
     errors.install(app)
     app.include_router(routes.router)
     frontend.install(app)
+    docs.install(app)
     openapi.install(app)
     # Added innermost first: request ids wrap everything, so even a 413 or 429 has one;
     # rate limits count a request before the authentication guard can refuse it (bad

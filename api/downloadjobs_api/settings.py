@@ -135,7 +135,7 @@ class ApiSettings(BaseSettings):
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
             "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
         ),
-        description="Content-Security-Policy of every response but the Swagger UI at /docs.",
+        description="Content-Security-Policy of every response (the Swagger UI at /docs too).",
     )
 
     @field_validator("cors_origins", mode="before")

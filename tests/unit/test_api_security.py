@@ -298,3 +298,28 @@ def test_a_missing_job_and_another_owners_answer_alike(make_client: MakeClient) 
     assert abs(again - mine) < 2, (again, mine)
     assert alike == also, "the same answer"
     assert slow < 20
+
+
+# -- the docs: served from here, under the same policy -------------------------------------------
+
+
+def test_swagger_ui_is_served_by_the_api_from_a_pinned_package(make_client: MakeClient) -> None:
+    import re
+    from pathlib import Path
+
+    client, _ = make_client()
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    html = page.text
+    assert not re.search(r"<script>|<script [^>]*>[^<]|<style|\bon\w+=", html), "nothing inline"
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sources and all(s.startswith("/") and not s.startswith("//") for s in sources)
+    for source in sources:
+        asset = client.get(source)
+        assert asset.status_code == 200, source
+        assert asset.headers["content-type"].split(";")[0] in ("text/css", "text/javascript")
+    assert "SwaggerUIBundle" in client.get("/static/docs.js").text
+    assert client.get("/redoc").status_code == 404, "ReDoc would load from a CDN"
+    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
+    assert '"swagger-ui-bundle-v2==' in pyproject, "the browser's code is pinned"
