@@ -160,7 +160,13 @@ def test_nginx_ingress_has_the_short_polling_timeouts(all_on_docs: list[dict[str
 
 
 def test_every_namespaced_object_names_its_namespace(docs: list[dict[str, Any]]) -> None:
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+    cluster_scoped = {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
     for doc in docs:
         if doc["kind"] not in cluster_scoped:
             assert doc["metadata"].get("namespace") == NAMESPACE, doc["metadata"]["name"]

@@ -7,6 +7,7 @@ addresses only through listed proxies; the idempotency key from a Secret.
 
 from typing import Any
 
+from downloadjobs import statuspolicy
 from tests.chart.helpers import CHART, FULLNAME, NAMESPACE, RELEASE, find_tool, render, run
 
 PROXY_ONLY = {
@@ -97,3 +98,17 @@ def test_idempotent_names_are_keyed_by_a_secret_of_the_release() -> None:
     )
     assert variables["DOWNLOADJOBS_API_MAX_CONNECTIONS"] == "2000"
     assert variables["DOWNLOADJOBS_API_MAX_LONG_POLLS_PER_OWNER"] == "10"
+
+
+def test_the_worker_status_policy_is_the_one_proven_on_the_api_server() -> None:
+    """The chart's policy is statuspolicy's, which tests/e2e proves on kube-apiserver."""
+    docs = render()
+    policy = next(d for d in docs if d["kind"] == "ValidatingAdmissionPolicy")
+    binding = next(d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding")
+    expected = statuspolicy.policy(policy["metadata"]["name"], f"{FULLNAME}-worker")
+    assert policy["spec"] == expected["spec"]
+    name = policy["metadata"]["name"]
+    assert binding["spec"] == statuspolicy.binding(name, name)["spec"]
+    assert name == f"{NAMESPACE}-{FULLNAME}-worker-status"
+    off = render(sets={"worker.statusPolicy": "false"})
+    assert not [d for d in off if d["kind"].startswith("ValidatingAdmissionPolicy")]
