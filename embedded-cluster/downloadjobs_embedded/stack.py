@@ -29,7 +29,7 @@ import attrs
 import kubernetes
 import yaml
 
-from downloadjobs import crd, model
+from downloadjobs import crd, model, statuspolicy
 from downloadjobs.settings import S3Settings
 from downloadjobs_embedded import controlplane, nodeagent, s3server
 from downloadjobs_embedded.faults import FaultyProxy
@@ -37,6 +37,8 @@ from downloadjobs_embedded.supervisor import Process, Supervisor
 
 S3_SECRET = "s3-credentials"
 WORKER_SERVICE_ACCOUNT = "downloadjobs-worker"
+#: The ValidatingAdmissionPolicy (and its binding) that keeps each worker to its own job.
+STATUS_POLICY = "downloadjobs-worker-status"
 #: The KopfPeering object of operator replicas (the CLI's default `--peering`).
 PEERING = "downloadjobs"
 #: The API's rate limits and per-owner cap are for a public crowd; one developer or a
@@ -317,6 +319,12 @@ class Stack:
         role, binding = worker_rbac(ns)
         _create(lambda: rbac.create_namespaced_role(ns, role))
         _create(lambda: rbac.create_namespaced_role_binding(ns, binding))
+        # As the chart's worker.statusPolicy: a worker writes its own job's status only.
+        admission = kubernetes.client.AdmissionregistrationV1Api(self.client)
+        policy = statuspolicy.policy(STATUS_POLICY, WORKER_SERVICE_ACCOUNT)
+        _create(lambda: admission.create_validating_admission_policy(policy))
+        policy_binding = statuspolicy.binding(STATUS_POLICY, STATUS_POLICY)
+        _create(lambda: admission.create_validating_admission_policy_binding(policy_binding))
         encoded = {
             k: base64.b64encode(v.encode()).decode() for k, v in s3server.CREDENTIALS.items()
         }

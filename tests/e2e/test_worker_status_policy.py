@@ -1,16 +1,15 @@
 """
 A worker writes only its own job's status, enforced by the real kube-apiserver:
-with the ValidatingAdmissionPolicy of :mod:`downloadjobs.statuspolicy` installed, a
-token bound to one job's worker pod (what the node agent, like the kubelet, gives
-the pod) may patch that DownloadJob's status and is refused (403) on another's; a
-token bound to no pod is refused too; and jobs still complete, their workers'
-own writes admitted.
+with the ValidatingAdmissionPolicy of :mod:`downloadjobs.statuspolicy` installed
+(the stack does, as the chart does), a token bound to one job's worker pod (what
+the node agent, like the kubelet, gives the pod) may patch that DownloadJob's
+status and is refused (403) on another's; a token bound to no pod is refused too;
+and jobs still complete, their workers' own writes admitted.
 """
 
 import copy
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import kubernetes
@@ -18,24 +17,18 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from downloadjobs import model, statuspolicy
-from downloadjobs_embedded.stack import WORKER_SERVICE_ACCOUNT, Stack
+from downloadjobs_embedded.stack import STATUS_POLICY, WORKER_SERVICE_ACCOUNT, Stack
 from tests.e2e.client import initiate, poll
-
-POLICY = "downloadjobs-worker-status"
 
 
 @pytest.fixture
-def policed(stack: Stack) -> Iterator[Stack]:
+def policed(stack: Stack) -> Stack:
+    """The stack installs the policy as the chart does (worker.statusPolicy)."""
     admission = kubernetes.client.AdmissionregistrationV1Api(stack.client)
-    admission.create_validating_admission_policy(
-        statuspolicy.policy(POLICY, WORKER_SERVICE_ACCOUNT)
-    )
-    admission.create_validating_admission_policy_binding(statuspolicy.binding(POLICY, POLICY))
-    try:
-        yield stack
-    finally:
-        admission.delete_validating_admission_policy_binding(POLICY)
-        admission.delete_validating_admission_policy(POLICY)
+    installed = admission.read_validating_admission_policy(STATUS_POLICY, _preload_content=False)
+    expected = statuspolicy.policy(STATUS_POLICY, WORKER_SERVICE_ACCOUNT)
+    assert json.loads(installed.data)["spec"]["validations"] == expected["spec"]["validations"]
+    return stack
 
 
 def token(stack: Stack, pod: dict[str, Any] | None) -> str:
