@@ -10,10 +10,16 @@ not seen yet costs one GET, after which it is cached too.
 
 import base64
 import binascii
+import collections
 import contextlib
 import datetime
 import hashlib
+import hmac
 import json
+import logging
+import secrets
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +29,7 @@ import kubernetes
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from downloadjobs import model
+from downloadjobs import model, resource
 from downloadjobs_api import polling, schemas
 from downloadjobs_api.cache import JobCache
 from downloadjobs_api.settings import ApiSettings
@@ -32,8 +38,9 @@ from downloadjobs_api.storage import Storage
 #: The SHA-256 of an initiate request made with an Idempotency-Key, to tell a
 #: replay (same body) from a misuse of the key (another body).
 ANNOTATION_REQUEST_SHA256 = f"{model.GROUP}/request-sha256"
-#: Seeds the job names derived from (owner, Idempotency-Key).
-_IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c7e0a-4a53-4c1e-9a55-2b8f0f7d9c11")
+log = logging.getLogger(__name__)
+#: Job ids the API server did not know, remembered at most this many at once.
+MISSING_CAPACITY = 10_000
 #: The User-Agent of the API's requests to the Kubernetes API server.
 USER_AGENT = "downloadjobs-api/0.1.0"
 #: What the Kubernetes client raises when the API server cannot be reached.
@@ -94,6 +101,11 @@ def phase_of(body: dict[str, Any]) -> model.Phase:
         return model.Phase.QUEUED
 
 
+def _origin(body: dict[str, Any]) -> str | None:
+    """The job whose bundle this one shares (the operator's annotation), if any."""
+    return resource.annotations(body).get(model.ANNOTATION_BUNDLE_OF)
+
+
 def submitted_at(body: dict[str, Any]) -> str:
     meta = body["metadata"]
     return str(
@@ -108,12 +120,16 @@ def request_digest(request: schemas.InitiateRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def idempotent_name(owner: str, key: str) -> str:
+def idempotent_name(secret: bytes, owner: str, key: str) -> str:
     """
     The job name for (owner, key): the same pair always names the same resource,
-    so the API server's AlreadyExists makes concurrent duplicates one job.
+    so the API server's AlreadyExists makes concurrent duplicates one job. A keyed
+    HMAC, so that nobody without ``secret`` can tell which name a pair gets (a
+    public derivation would let anyone predict, and probe for, another's jobs).
+    Shaped as a UUID (version 4: the digest is indistinguishable from random).
     """
-    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{owner}\n{key}"))
+    digest = hmac.new(secret, f"{owner}\n{key}".encode(), hashlib.sha256).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 def _encode_cursor(body: dict[str, Any]) -> str:
@@ -150,6 +166,16 @@ class JobService:
         self._storage = storage
         self.cache = cache if cache is not None else JobCache()
         self.settings = settings or ApiSettings()
+        self._secret = self.settings.the_idempotency_secret().encode()
+        if not self._secret:
+            log.warning(
+                "DOWNLOADJOBS_API_IDEMPOTENCY_SECRET is not set: Idempotency-Key replays "
+                "hold within this process only"
+            )
+            self._secret = secrets.token_bytes(32)
+        # Job ids the API server did not know -> until when (monotonic) that stands.
+        self._missing: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self._missing_lock = threading.Lock()
 
     @classmethod
     def from_client(
@@ -183,7 +209,7 @@ class JobService:
         """
         digest = request_digest(request)
         if idempotency_key is not None:
-            name = idempotent_name(owner, idempotency_key)
+            name = idempotent_name(self._secret, owner, idempotency_key)
             existing = self.cache.get(name)
             if existing is not None:
                 return self._replay(existing, digest), False
@@ -292,10 +318,21 @@ class JobService:
     # -- reads --------------------------------------------------------------------------------
 
     def lookup(self, job_id: str, owner: str) -> dict[str, Any]:
-        """The job from the cache, or (the first time this replica hears of it) the API server."""
+        """
+        The job from the cache, or (the first time this replica hears of it) the API
+        server. An id the API server did not know is remembered as missing for a few
+        seconds: a missing job then answers 404 as fast as another owner's job does, so
+        the time of a 404 does not tell whether the id exists.
+        """
         body = self.cache.get(job_id)
         if body is None:
-            body = self._fetch(job_id)
+            if self._known_missing(job_id):
+                raise JobNotFound(job_id)
+            try:
+                body = self._fetch(job_id)
+            except JobNotFound:
+                self._remember_missing(job_id)
+                raise
             self.cache.put(body)
         if owner_of(body) != owner:
             raise JobNotFound(job_id)  # another owner's job does not exist for this caller
@@ -308,7 +345,23 @@ class JobService:
             if owner_of(body) != owner:
                 raise JobNotFound(job_id)
             return body
+        if self._known_missing(job_id):
+            raise JobNotFound(job_id)
         return await anyio.to_thread.run_sync(self.lookup, job_id, owner)
+
+    def _known_missing(self, job_id: str) -> bool:
+        until = self._missing.get(job_id)
+        return until is not None and time.monotonic() < until
+
+    def _remember_missing(self, job_id: str) -> None:
+        seconds = self.settings.negative_cache_seconds
+        if seconds <= 0:
+            return
+        with self._missing_lock:
+            self._missing[job_id] = time.monotonic() + seconds
+            self._missing.move_to_end(job_id)
+            while len(self._missing) > MISSING_CAPACITY:
+                self._missing.popitem(last=False)
 
     def _fetch(self, job_id: str) -> dict[str, Any]:
         with _translated_errors(job_id):
@@ -340,7 +393,11 @@ class JobService:
         phase = status.phase or model.Phase.QUEUED
         result = None
         if phase is model.Phase.COMPLETED and status.result is not None:
-            url, expires_at = self._storage.presign(status.result, body["metadata"]["name"])
+            # The URL is for the bundle's own key (or, shared, that of the job that built it,
+            # as the operator's annotation says), whatever bucket or key the status names.
+            url, expires_at = self._storage.presign(
+                self._namespace, body["metadata"]["name"], origin=_origin(body)
+            )
             result = schemas.DownloadResult(
                 downloadUrl=url,
                 expiresAt=expires_at,
@@ -377,5 +434,6 @@ class JobService:
         if status.phase is not model.Phase.COMPLETED or status.result is None:
             state = (status.phase or model.Phase.QUEUED).value.lower()
             raise JobNotReady(f"job {body['metadata']['name']} is {state}; no bundle yet")
-        url, _ = self._storage.presign(status.result, body["metadata"]["name"], reuse=False)
+        name = body["metadata"]["name"]
+        url, _ = self._storage.presign(self._namespace, name, reuse=False, origin=_origin(body))
         return url

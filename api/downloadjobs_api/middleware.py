@@ -68,10 +68,7 @@ class RequestIdMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = rid
         token = logs.request_id.set(rid)
-        # The Swagger UI at /docs loads its script from a CDN; every other page is ours.
-        extra = [(b"x-request-id", rid.encode()), *self.security]
-        if not scope["path"].startswith("/docs"):
-            extra += self.csp
+        extra = [(b"x-request-id", rid.encode()), *self.security, *self.csp]
         started = time.perf_counter()
         code = 500
 

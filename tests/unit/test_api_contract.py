@@ -256,7 +256,9 @@ def test_security_headers_and_csp(make_client: MakeClient) -> None:
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["strict-transport-security"].startswith("max-age=")
     assert "default-src 'self'" in response.headers["content-security-policy"]
-    assert "content-security-policy" not in client.get("/docs").headers  # Swagger UI's CDN
+    for path in ("/docs", "/docs/", "/docsx", "/docs/assets/swagger-ui-bundle.js"):
+        policy = client.get(path).headers["content-security-policy"]
+        assert policy == response.headers["content-security-policy"], path  # no exemption
 
 
 def test_cors_from_settings(make_client: MakeClient) -> None:
