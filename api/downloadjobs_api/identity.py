@@ -21,11 +21,12 @@ import hmac
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from downloadjobs import model
 from downloadjobs_api.middleware import send_error
 from downloadjobs_api.settings import ApiSettings, AuthMode
 
-ANONYMOUS = "anonymous"
-MAX_OWNER_LENGTH = 253
+ANONYMOUS = model.ANONYMOUS
+MAX_OWNER_LENGTH = model.MAX_OWNER_LENGTH
 #: Where the resolved identity is kept in the request's state (``scope["state"]``).
 IDENTITY_STATE = "identity"
 #: Every route under this prefix needs an identity (the job routes, /check).

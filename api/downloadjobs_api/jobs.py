@@ -8,14 +8,9 @@ come from :class:`~downloadjobs_api.cache.JobCache`; only a job this replica has
 not seen yet costs one GET, after which it is cached too.
 """
 
-import base64
-import binascii
 import collections
 import contextlib
 import datetime
-import hashlib
-import hmac
-import json
 import logging
 import secrets
 import threading
@@ -30,14 +25,12 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from downloadjobs import model, resource
-from downloadjobs_api import polling, schemas
+from downloadjobs_api import idempotency, paging, schemas
 from downloadjobs_api.cache import JobCache
+from downloadjobs_api.presenter import JobConflict, Presenter
 from downloadjobs_api.settings import ApiSettings
 from downloadjobs_api.storage import Storage
 
-#: The SHA-256 of an initiate request made with an Idempotency-Key, to tell a
-#: replay (same body) from a misuse of the key (another body).
-ANNOTATION_REQUEST_SHA256 = f"{model.GROUP}/request-sha256"
 log = logging.getLogger(__name__)
 #: Job ids the API server did not know, remembered at most this many at once.
 MISSING_CAPACITY = 10_000
@@ -49,18 +42,6 @@ _UNREACHABLE = (urllib3.exceptions.HTTPError, OSError)
 
 class JobNotFound(LookupError):
     """No such job (or not one the caller may see)."""
-
-
-class JobConflict(Exception):
-    """The job is not in a state where the request makes sense (409)."""
-
-
-class JobNotReady(JobConflict):
-    """The job has no bundle to download yet (409)."""
-
-
-class IdempotencyMismatch(ValueError):
-    """The Idempotency-Key was used with another body, or is too old to reuse (422)."""
 
 
 class TooManyActiveJobs(Exception):
@@ -89,69 +70,6 @@ def _translated_errors(name: str) -> Iterator[None]:
         raise KubernetesUnavailable(str(exc)) from exc
 
 
-def owner_of(body: dict[str, Any]) -> str:
-    return str(body.get("spec", {}).get("owner") or "anonymous")
-
-
-def phase_of(body: dict[str, Any]) -> model.Phase:
-    raw = (body.get("status") or {}).get("phase")
-    try:
-        return model.Phase(raw) if raw else model.Phase.QUEUED
-    except ValueError:
-        return model.Phase.QUEUED
-
-
-def _origin(body: dict[str, Any]) -> str | None:
-    """The job whose bundle this one shares (the operator's annotation), if any."""
-    return resource.annotations(body).get(model.ANNOTATION_BUNDLE_OF)
-
-
-def submitted_at(body: dict[str, Any]) -> str:
-    meta = body["metadata"]
-    return str(
-        (meta.get("annotations") or {}).get(model.ANNOTATION_SUBMITTED_AT)
-        or meta.get("creationTimestamp")
-        or ""
-    )
-
-
-def request_digest(request: schemas.InitiateRequest) -> str:
-    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def idempotent_name(secret: bytes, owner: str, key: str) -> str:
-    """
-    The job name for (owner, key): the same pair always names the same resource,
-    so the API server's AlreadyExists makes concurrent duplicates one job. A keyed
-    HMAC, so that nobody without ``secret`` can tell which name a pair gets (a
-    public derivation would let anyone predict, and probe for, another's jobs).
-    Shaped as a UUID (version 4: the digest is indistinguishable from random).
-    """
-    digest = hmac.new(secret, f"{owner}\n{key}".encode(), hashlib.sha256).digest()
-    return str(uuid.UUID(bytes=digest[:16], version=4))
-
-
-def _encode_cursor(body: dict[str, Any]) -> str:
-    raw = json.dumps([submitted_at(body), body["metadata"]["name"]]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        stamp, name = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidCursor("the cursor is not one this API returned") from exc
-    if not isinstance(stamp, str) or not isinstance(name, str):
-        raise InvalidCursor("the cursor is not one this API returned")
-    return stamp, name
-
-
-class InvalidCursor(ValueError):
-    """A list cursor this API did not make (400)."""
-
-
 class JobService:
     def __init__(
         self,
@@ -164,6 +82,7 @@ class JobService:
         self._api = api  # kubernetes.client.CustomObjectsApi
         self._namespace = namespace
         self._storage = storage
+        self.presenter = Presenter(storage, namespace)
         self.cache = cache if cache is not None else JobCache()
         self.settings = settings or ApiSettings()
         self._secret = self.settings.the_idempotency_secret().encode()
@@ -207,9 +126,9 @@ class JobService:
         The job for ``request``: a new one (True), or with an ``idempotency_key``
         already used with the same body, the one it created then (False).
         """
-        digest = request_digest(request)
+        digest = idempotency.request_digest(request)
         if idempotency_key is not None:
-            name = idempotent_name(self._secret, owner, idempotency_key)
+            name = idempotency.idempotent_name(self._secret, owner, idempotency_key)
             existing = self.cache.get(name)
             if existing is not None:
                 return self._replay(existing, digest), False
@@ -221,7 +140,7 @@ class JobService:
             model.ANNOTATION_SUBMITTED_AT: datetime.datetime.now(tz=datetime.UTC).isoformat()
         }
         if idempotency_key is not None:
-            annotations[ANNOTATION_REQUEST_SHA256] = digest
+            annotations[idempotency.ANNOTATION_REQUEST_SHA256] = digest
         if traceparent is not None:
             annotations[model.ANNOTATION_TRACEPARENT] = traceparent
         body = {
@@ -236,45 +155,28 @@ class JobService:
             "spec": spec.to_wire(),
         }
         try:
-            created: dict[str, Any] = self._api.create_namespaced_custom_object(
-                model.GROUP, model.VERSION, self._namespace, model.PLURAL, body
-            )
+            with _translated_errors(name):
+                created: dict[str, Any] = self._api.create_namespaced_custom_object(
+                    model.GROUP, model.VERSION, self._namespace, model.PLURAL, body
+                )
         except ApiException as exc:
             if exc.status == 409 and idempotency_key is not None:
                 return self._replay(self._fetch(name), digest), False
-            if exc.status == 0 or exc.status >= 500:
-                raise KubernetesUnavailable(str(exc.reason)) from exc
             raise
-        except _UNREACHABLE as exc:
-            raise KubernetesUnavailable(str(exc)) from exc
         if not isinstance(created, dict) or "metadata" not in created:
             created = body
         self.cache.put(created)  # read-your-writes: the next poll finds it here
         return created, True
 
     def _replay(self, existing: dict[str, Any], digest: str) -> dict[str, Any]:
-        annotations = existing["metadata"].get("annotations") or {}
-        if annotations.get(ANNOTATION_REQUEST_SHA256) != digest:
-            raise IdempotencyMismatch(
-                "this Idempotency-Key was used with another request body; use a new key"
-            )
-        stamp = submitted_at(existing)
-        if stamp:
-            then = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-            age = datetime.datetime.now(tz=datetime.UTC) - then
-            if age.total_seconds() > self.settings.idempotency_window_seconds:
-                raise IdempotencyMismatch(
-                    "this Idempotency-Key has expired (it is older than "
-                    f"{self.settings.idempotency_window_seconds} s); use a new key"
-                )
-        return existing
+        return idempotency.replayed(existing, digest, self.settings.idempotency_window_seconds)
 
     def _check_active(self, owner: str) -> None:
         limit = self.settings.max_active_jobs_per_owner
         active = sum(
             1
             for body in self.cache.values()
-            if owner_of(body) == owner and not phase_of(body).terminal
+            if resource.owner(body) == owner and not resource.is_finished(body)
         )
         if active >= limit:
             raise TooManyActiveJobs(
@@ -334,7 +236,7 @@ class JobService:
                 self._remember_missing(job_id)
                 raise
             self.cache.put(body)
-        if owner_of(body) != owner:
+        if resource.owner(body) != owner:
             raise JobNotFound(job_id)  # another owner's job does not exist for this caller
         return body
 
@@ -342,7 +244,7 @@ class JobService:
         """:meth:`lookup` for async routes: a cache hit never leaves the event loop."""
         body = self.cache.get(job_id)
         if body is not None:
-            if owner_of(body) != owner:
+            if resource.owner(body) != owner:
                 raise JobNotFound(job_id)
             return body
         if self._known_missing(job_id):
@@ -370,70 +272,14 @@ class JobService:
             )
         return body
 
-    def status(self, job_id: str, owner: str = "anonymous") -> schemas.JobStatusResponse:
-        return self.describe(self.lookup(job_id, owner))
-
     def list(self, owner: str, limit: int, cursor: str | None) -> schemas.JobList:
         """The owner's jobs, newest first, ``limit`` at a time after ``cursor``."""
-        mine = [b for b in self.cache.values() if owner_of(b) == owner]
-        mine.sort(key=lambda b: (submitted_at(b), b["metadata"]["name"]), reverse=True)
-        if cursor:
-            after = _decode_cursor(cursor)
-            mine = [b for b in mine if (submitted_at(b), b["metadata"]["name"]) < after]
-        page = mine[:limit]
-        more = len(mine) > limit
-        return schemas.JobList(
-            items=[self.describe(b) for b in page],
-            nextCursor=_encode_cursor(page[-1]) if more and page else None,
-        )
+        mine = [b for b in self.cache.values() if resource.owner(b) == owner]
+        chosen, next_cursor = paging.page(mine, limit, cursor)
+        return schemas.JobList(items=[self.describe(b) for b in chosen], nextCursor=next_cursor)
 
     def describe(self, body: dict[str, Any]) -> schemas.JobStatusResponse:
-        """The API's view of a resource, with a freshly presigned URL when done."""
-        status = model.parse_status(body)
-        phase = status.phase or model.Phase.QUEUED
-        result = None
-        if phase is model.Phase.COMPLETED and status.result is not None:
-            # The URL is for the bundle's own key (or, shared, that of the job that built it,
-            # as the operator's annotation says), whatever bucket or key the status names.
-            url, expires_at = self._storage.presign(
-                self._namespace, body["metadata"]["name"], origin=_origin(body)
-            )
-            result = schemas.DownloadResult(
-                downloadUrl=url,
-                expiresAt=expires_at,
-                size=status.result.size,
-                sha256=status.result.sha256,
-                checksumCrc32=status.result.checksum_crc32,
-                missingFileIds=status.result.missing_file_ids,
-            )
-        error = None
-        if status.error is not None:
-            error = schemas.JobErrorBody(reason=status.error.reason, message=status.error.message)
-        return schemas.JobStatusResponse(
-            jobId=body["metadata"]["name"],
-            status=phase.value.lower(),
-            progress=100 if phase is model.Phase.COMPLETED else status.progress or 0,
-            totalFileIds=len(body.get("spec", {}).get("fileIds", [])),
-            filesDone=status.files_done or 0,
-            filesTotal=status.files_total,
-            bytesDone=status.bytes_done or 0,
-            bytesTotal=status.bytes_total,
-            attempts=status.attempts or 0,
-            queuePosition=status.queue_position,
-            etaSeconds=polling.eta_seconds(status, model.utcnow()),
-            createdAt=body["metadata"].get("creationTimestamp"),
-            startedAt=status.started_at,
-            completedAt=status.completed_at,
-            result=result,
-            error=error,
-        )
+        return self.presenter.describe(body)
 
     def download_url(self, body: dict[str, Any]) -> str:
-        """A newly signed URL of a completed job's bundle (409 before that), for ``/file``."""
-        status = model.parse_status(body)
-        if status.phase is not model.Phase.COMPLETED or status.result is None:
-            state = (status.phase or model.Phase.QUEUED).value.lower()
-            raise JobNotReady(f"job {body['metadata']['name']} is {state}; no bundle yet")
-        name = body["metadata"]["name"]
-        url, _ = self._storage.presign(self._namespace, name, reuse=False, origin=_origin(body))
-        return url
+        return self.presenter.download_url(body)

@@ -14,18 +14,17 @@ from collections.abc import Iterator
 
 from fastapi import Request, Response
 
-from downloadjobs import model
+from downloadjobs import model, resource
 from downloadjobs_api import polling
 from downloadjobs_api.cache import resource_version
 from downloadjobs_api.identity import Identity, Unauthenticated
 from downloadjobs_api.jobs import JobNotFound, JobService
-from downloadjobs_api.settings import AuthMode
+from downloadjobs_api.settings import LONG_POLL_CAP, AuthMode
 
 #: RFC 9111's warning for an answer that may be out of date (kept for clients
 #: that read it; the ``X-Data-Stale`` header says the same plainly).
 STALE_WARNING = '110 - "Response is Stale"'
-#: The longest long-poll a client may ask for, well inside any proxy's timeout.
-MAX_WAIT = 25
+MAX_WAIT = LONG_POLL_CAP
 
 
 class BadPollParameter(ValueError):
@@ -93,7 +92,7 @@ class Poller:
         body = await self.jobs.find(job_id, owner)
         asked = wait_seconds if wait_seconds is not None else polling.parse_prefer_wait(prefer)
         wait = min(asked or 0, self.max_wait)
-        if wait > 0 and not polling.phase_terminal(body):
+        if wait > 0 and not resource.is_finished(body):
             tag = polling.etag(body)
             # Wait when the client has this state already (its ETag), or has no ETag at
             # all: "tell me when it changes". Any change of the resource ends the wait.

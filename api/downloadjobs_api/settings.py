@@ -9,6 +9,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+#: The longest long-poll a client may ask for (``waitSeconds``, ``Prefer: wait``): well
+#: inside any proxy's timeout (nginx and load balancers cut at 30 to 60 s).
+LONG_POLL_CAP = 25
+
 
 class AuthMode(enum.StrEnum):
     """Where the caller's identity (the owner of the jobs it creates) comes from."""
@@ -92,7 +96,10 @@ class ApiSettings(BaseSettings):
         default=24 * 3600, ge=60, description="How long an Idempotency-Key is honoured."
     )
     max_wait_seconds: int = Field(
-        default=25, ge=0, le=25, description="Longest long-poll (waitSeconds, Prefer: wait)."
+        default=LONG_POLL_CAP,
+        ge=0,
+        le=LONG_POLL_CAP,
+        description="Longest long-poll (waitSeconds, Prefer: wait).",
     )
     max_long_polls_per_owner: int = Field(
         default=10,

@@ -65,8 +65,10 @@ class AdmissionQueue:
 
     def _pass(self, namespace: str) -> None:
         started = time.monotonic()
-        bodies = self._cluster.downloadjobs(namespace)
+        # Jobs first: a DownloadJob is labelled before its Job is created, so every Job
+        # listed has its DownloadJob's content key in the (later) listing of those.
         jobs = self._cluster.jobs(namespace)
+        bodies = self._cluster.downloadjobs(namespace)
         metrics.observe_namespace(namespace, bodies, model.utcnow())
         by_name = {b["metadata"]["name"]: b for b in bodies}
         owner_of = {name: resource.owner(b) for name, b in by_name.items()}
@@ -149,6 +151,12 @@ class AdmissionQueue:
         for entry in sorted(waiting, key=lambda w: w.order):
             body = by_name[entry.name]
             key = sharing.content_key(body)
+            if (
+                key is None
+                and resource.phase(body) is model.Phase.QUEUED
+                and not resource.job_name(body)
+            ):
+                continue  # seen before its creation handler wrote anything: the next pass
             leader = builds.setdefault(key, entry.name) if key else entry.name
             if leader == entry.name:
                 kept.append(entry)

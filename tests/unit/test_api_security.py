@@ -22,7 +22,8 @@ from pydantic import ValidationError
 
 from downloadjobs.settings import S3Settings
 from downloadjobs_api.app import create_app
-from downloadjobs_api.jobs import JobService, idempotent_name
+from downloadjobs_api.idempotency import idempotent_name
+from downloadjobs_api.jobs import JobService
 from downloadjobs_api.poller import Poller
 from downloadjobs_api.settings import ApiSettings
 from downloadjobs_api.storage import Storage
