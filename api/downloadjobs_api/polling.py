@@ -116,15 +116,13 @@ def retry_after_of(body: dict[str, Any], now: datetime.datetime) -> int | None:
     :func:`retry_after` straight from a resource body, for the 304 answer: the
     cheapest poll should not pay for validating the whole status.
     """
-    raw = resource.status(body)
     phase = resource.phase(body)
+    started = resource.started_at(body)
     eta = None
-    if phase is model.Phase.PROCESSING and raw.get("startedAt"):
+    if phase is model.Phase.PROCESSING and started is not None:
+        done, total = resource.byte_counts(body)
         status = model.DownloadJobStatus(
-            phase=phase,
-            started_at=model.parse_time(raw["startedAt"]),
-            bytes_done=raw.get("bytesDone"),
-            bytes_total=raw.get("bytesTotal"),
+            phase=phase, started_at=started, bytes_done=done, bytes_total=total
         )
         eta = eta_seconds(status, now)
     return retry_after(phase, resource.queue_position(body), eta)
