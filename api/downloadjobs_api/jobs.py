@@ -176,7 +176,10 @@ class JobService:
         active = sum(
             1
             for body in self.cache.values()
-            if resource.owner(body) == owner and not resource.is_finished(body)
+            if resource.owner(body) == owner
+            and not resource.is_finished(body)
+            # a cancel on its way: the job holds nothing the owner may still want
+            and model.ANNOTATION_CANCEL not in resource.annotations(body)
         )
         if active >= limit:
             raise TooManyActiveJobs(
