@@ -6,9 +6,6 @@ long-polls, and no answer is ever a proxy timeout.
 """
 
 import io
-import os
-import re
-import shutil
 import subprocess
 import time
 import zipfile
@@ -20,30 +17,11 @@ import pytest
 
 from downloadjobs_embedded.stack import Stack, free_port
 from downloadjobs_embedded.supervisor import terminate
+from tests.e2e.nginx import nginx_binary, shipped_config
 from tests.e2e.support import running_stack
 
-CONF = Path(__file__).parents[2] / "deploy" / "nginx" / "downloadjobs.conf"
 FILES = list(range(70040, 70052))  # 12 files at 3 s each: about 36 s of processing
 PROXY_READ_TIMEOUT = 30
-
-
-def nginx_binary() -> str:
-    path = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nginx is missing; `make system` installs it (tools/system-packages.txt)")
-        pytest.skip("nginx is not installed (make system installs it)")
-    return path
-
-
-def shipped_config(listen: int, upstream: str) -> str:
-    """The shipped file with its two EDIT lines pointed at this test's ports."""
-    text = CONF.read_text()
-    assert re.search(r"proxy_read_timeout 30s;", text), "the seed's 30 s timeout is kept"
-    text, servers = re.subn(r"server \S+;\s+# EDIT", f"server {upstream};  # EDIT", text)
-    text, listens = re.subn(r"listen \d+;\s+# EDIT", f"listen 127.0.0.1:{listen};  # EDIT", text)
-    assert servers == 1 and listens == 1
-    return text
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 
 from downloadjobs_embedded.stack import free_port
 from downloadjobs_embedded.supervisor import terminate
-from tests.e2e.test_api_nginx import nginx_binary, shipped_config
+from tests.e2e.nginx import nginx_binary, shipped_config
 
 
 class Echo(http.server.BaseHTTPRequestHandler):

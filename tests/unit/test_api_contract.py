@@ -21,7 +21,7 @@ from downloadjobs_api.jobs import JobService
 from downloadjobs_api.settings import ApiSettings
 from downloadjobs_api.storage import Storage
 from downloadjobs_cli import dev
-from tests.unit.test_api_validation import FakeCustomObjects
+from tests.unit.fakes import FakeCustomObjects
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 MakeClient = Callable[..., tuple[TestClient, FakeCustomObjects]]

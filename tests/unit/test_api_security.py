@@ -27,7 +27,7 @@ from downloadjobs_api.jobs import JobService
 from downloadjobs_api.poller import Poller
 from downloadjobs_api.settings import ApiSettings
 from downloadjobs_api.storage import Storage
-from tests.unit.test_api_validation import FakeCustomObjects
+from tests.unit.fakes import FakeCustomObjects
 
 USER = "X-Auth-Request-User"
 MakeClient = Callable[..., tuple[TestClient, FakeCustomObjects]]
