@@ -93,6 +93,10 @@ class Stack:
     operators: int = 1
     #: Only etcd, kube-apiserver and the CRD: for benchmarks that seed objects directly.
     control_plane_only: bool = False
+    #: False: the cluster (control plane and node agent) and S3, and nothing of ours:
+    #: no CRD, no accounts, no operator, no API; what ``helm install`` puts there
+    #: (tests/e2e/test_helm.py).
+    workloads: bool = True
 
     supervisor: Supervisor = attrs.field(factory=Supervisor, init=False)
     control: controlplane.ControlPlane | None = attrs.field(default=None, init=False)
@@ -155,6 +159,8 @@ class Stack:
                 self._bootstrap(workloads=False)
                 return self
             self._start_s3()
+            if not self.workloads:
+                return self
             self._bootstrap()
             self._start_faults()
             for name, args in self._operator_commands().items():
