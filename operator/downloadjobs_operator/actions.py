@@ -15,7 +15,10 @@ from downloadjobs.settings import S3Settings
 from downloadjobs_operator import bundles, manifests, metrics
 from downloadjobs_operator.cluster import Cluster
 from downloadjobs_operator.settings import OperatorSettings
-from downloadjobs_operator.status import failures_of, status_patch, transition
+from downloadjobs_operator.status import attempts_of, failures_of, status_patch, transition
+
+#: ``error.reason`` of a job whose worker pod the API server refuses to create.
+REFUSED = "PodRefused"
 
 
 @dataclasses.dataclass
@@ -187,6 +190,39 @@ def cleanup(ctx: Context, body: dict[str, Any]) -> None:
         bundles.remove_bundle(ctx.s3, ctx.s3_settings, key)
 
 
+def refuse(ctx: Context, body: dict[str, Any], job: dict[str, Any]) -> bool:
+    """
+    Fail a job whose worker pod the API server refuses to create (a pod that breaks
+    the namespace's Pod Security level, say): the Job controller only retries and
+    posts ``FailedCreate`` events until the Job's deadline, and no retry can succeed
+    until someone changes the chart's values or the namespace. The Job goes; the
+    DownloadJob is a dead letter with the API server's own words, to replay once fixed.
+    """
+    namespace, name = _meta(body)
+    status = model.parse_status(body)
+    job_status = job.get("status") or {}
+    waiting = (
+        status.phase is model.Phase.PROCESSING
+        and not job["spec"].get("suspend")
+        and attempts_of(job_status) == 0
+        and not job_status.get("terminating")
+    )
+    if not waiting:
+        return False
+    why = ctx.cluster.pod_refusal(namespace, job)
+    if why is None:
+        return False
+    message = f"The API server refuses the worker pod: {why}"
+    patch = transition(status, model.Phase.FAILED, REFUSED, message)
+    patch.update(
+        error={"reason": REFUSED, "message": message}, completedAt=model.utcnow().isoformat()
+    )
+    ctx.cluster.patch_status(namespace, name, patch)
+    ctx.cluster.patch_metadata(namespace, name, {"labels": {model.LABEL_DEAD_LETTER: "true"}})
+    ctx.cluster.delete_job(namespace, job["metadata"]["name"])
+    return True
+
+
 def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
     """
     The periodic check of one DownloadJob: expire it after its TTL when finished;
@@ -243,6 +279,8 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
         return [*notes, "JobRecreated"] if created else notes
     if follow(ctx, job) is not None:
         notes.append("DriftRepaired")
+    if refuse(ctx, body, job):
+        return [*notes, "PodRefused"]
     beat = status.heartbeat_at or status.started_at
     running = (job.get("status") or {}).get("active") and not job["spec"].get("suspend")
     stale = beat is not None and (now - beat).total_seconds() > ctx.settings.stall_seconds

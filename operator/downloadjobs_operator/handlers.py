@@ -140,6 +140,13 @@ async def reconcile(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_
                 reason="Stalled",
                 message="No heartbeat; its pod was deleted to retry.",
             )
+        elif note == "PodRefused":
+            kopf.event(
+                body,
+                type="Warning",
+                reason="PodRefused",
+                message="The API server refuses its worker pod: status.error says why.",
+            )
         elif note not in ("Expired", "Resumed"):  # the action posted Resumed itself
             normal(body, note, f"Periodic reconcile: {note}.")
     await memo.queue.poke(str(namespace), unless_fresher_than=2.0)

@@ -30,7 +30,7 @@ def operator_rights(scope: str) -> set[Right]:
         # patch: Jobs are created suspended and admitted by unsuspending them.
         | rights(scope, "batch", "jobs", *READ, "create", "patch", "delete")
         | rights(scope, "", "pods", "get", "list", "watch", "delete")
-        | rights(scope, "", "events", "create", "patch")
+        | rights(scope, "", "events", "create", "patch", "list")
         | rights(scope, "events.k8s.io", "events", "create", "patch")
     )
 
