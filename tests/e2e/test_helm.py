@@ -382,6 +382,14 @@ def test_a_running_job_is_cancelled(cluster: Cluster, release: str) -> None:
     wait_for(no_worker_left, 60, "the cancelled job's worker to stop")
 
 
+def replay(api: str, job_id: str) -> None:
+    """Retry a failed job, until the operator has put it back in the queue."""
+    response = httpx.post(f"{api}/v1/download/jobs/{job_id}/retry", timeout=TIMEOUT)
+    assert response.status_code == 202, response.text
+    # The answer is the job as it is: failed, with the request recorded for the operator.
+    wait_for(lambda: status(api, job_id)["status"] != "failed", 60, "the operator to replay")
+
+
 def status(api: str, job_id: str) -> dict[str, Any]:
     response = httpx.get(f"{api}/v1/download/status/{job_id}", timeout=TIMEOUT)
     assert response.status_code == 200, response.text
@@ -404,8 +412,7 @@ def test_a_failed_job_is_replayed_once_its_cause_is_fixed(cluster: Cluster, rele
             Key=cluster.s3_settings.source_key(missing),
             Body=b"found at last",
         )
-        response = httpx.post(f"{api}/v1/download/jobs/{job_id}/retry", timeout=TIMEOUT)
-        assert response.status_code == 202, response.text
+        replay(api, job_id)
         final, _ = poll(api, job_id, timeout=120)
     assert final["status"] == "completed", final
     out = cluster.run(cluster.kubectl, "get", "downloadjob", job_id, "-n", release, "-o", "json")
@@ -429,7 +436,7 @@ INTENDED: dict[str, set[tuple[str, frozenset[str]]]] = {
         ("downloadjobs.downloadjobs.dev/status", frozenset({"get", "patch", "update"})),
         ("jobs.batch", frozenset({"get", "list", "watch", "create", "patch", "delete"})),
         ("pods", frozenset({"get", "list", "watch", "delete"})),
-        ("events", frozenset({"create", "patch"})),
+        ("events", frozenset({"create", "patch", "list"})),
         ("events.events.k8s.io", frozenset({"create", "patch"})),
         ("customresourcedefinitions.apiextensions.k8s.io", frozenset({"get", "list", "watch"})),
         ("namespaces", frozenset({"list", "watch"})),
@@ -520,6 +527,45 @@ def test_the_api_token_reaches_no_pods_jobs_or_secrets(cluster: Cluster, release
     assert refused(lambda: batch.list_namespaced_job(release)) == 403
     assert refused(lambda: core.list_namespaced_secret(release)) == 403
     assert refused(lambda: core.read_namespaced_secret(SECRET, release)) == 403
+
+
+# -- Pod Security, as the API server decides it ------------------------------------------------
+
+
+def test_a_worker_breaking_the_restricted_level_is_refused_and_the_job_fails_saying_why(
+    cluster: Cluster, release: str, values_file: Path
+) -> None:
+    upgrade = [cluster.helm, "upgrade", RELEASE, str(CHART), "-n", release, "-f", str(values_file)]
+    weaken = ["--set", "worker.containerSecurityContext.runAsNonRoot=false"]
+    # The chart's schema refuses it first ...
+    out = cluster.run(*upgrade, *weaken, check=False)
+    assert "runAsNonRoot" in out and "schema" in out.lower(), out
+    # ... and were it bypassed, the API server refuses the worker's pod.
+    cluster.run(*upgrade, *weaken, "--skip-schema-validation", "--wait", "--timeout", "5m")
+    try:
+        with cluster.api(release) as api:
+            job_id = initiate(api, [70001])
+            failed, _ = poll(api, job_id, timeout=120)
+        assert failed["status"] == "failed", failed
+        assert failed["error"]["reason"] == "PodRefused", failed
+        message = failed["error"]["message"]
+        assert 'violates PodSecurity "restricted:latest"' in message, message
+        assert "runAsNonRoot" in message, message
+        workers = [
+            p
+            for p in objects(cluster, release, "pods")
+            if p["metadata"]["labels"].get(model.LABEL_JOB_NAME) == job_id
+        ]
+        assert workers == [], "a pod breaking the restricted level was admitted"
+        described = cluster.run(cluster.kubectl, "describe", "downloadjob", job_id, "-n", release)
+        assert "PodRefused" in described, described
+    finally:
+        cluster.run(*upgrade, "--wait", "--timeout", "5m")
+    # Fixed: the dead letter replays and completes.
+    with cluster.api(release) as api:
+        replay(api, job_id)
+        final, _ = poll(api, job_id, timeout=120)
+    assert final["status"] == "completed", final
 
 
 # -- upgrade and uninstall ---------------------------------------------------------------------
