@@ -97,6 +97,10 @@ class Stack:
     #: no CRD, no accounts, no operator, no API; what ``helm install`` puts there
     #: (tests/e2e/test_helm.py).
     workloads: bool = True
+    #: Seconds a pod "runs" when the node agent only simulates them (kwok's way: no
+    #: process; Running at once, Succeeded this much later), for benchmarks of the
+    #: control path. None: pods run as processes.
+    simulate_pods: float | None = None
 
     supervisor: Supervisor = attrs.field(factory=Supervisor, init=False)
     control: controlplane.ControlPlane | None = attrs.field(default=None, init=False)
@@ -253,6 +257,8 @@ class Stack:
             f"--ca-file={control.ca_file}",
             *(f"--env={k}={v}" for k, v in node_env.items()),
         ]
+        if self.simulate_pods is not None:
+            agent.append(f"--simulate={self.simulate_pods}")
         self._add_command("nodeagent", agent, dict(os.environ, PYTHONUNBUFFERED="1"))
 
     def wait_apiserver(self, timeout: float = 120) -> None:
