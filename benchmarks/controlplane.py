@@ -191,8 +191,12 @@ def drain(watcher: Watcher, sent: dict[str, float], timeout: float) -> None:
         time.sleep(0.5)
 
 
-def run_rate(rate: float, seconds: float, pod_seconds: float, drain_s: float) -> dict[str, Any]:
+def run_rate(
+    rate: float, seconds: float, pod_seconds: float, drain_s: float, keep: Path | None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dj-bench-cp-") as tmp:
+        if keep is not None:  # the stack's logs and audit log, to see where time goes
+            tmp = str(keep / f"rate-{rate:g}")
         operator_env = {
             "DOWNLOADJOBS_OPERATOR_MAX_RUNNING": "1000000",
             "DOWNLOADJOBS_API_MAX_ACTIVE_JOBS_PER_OWNER": "1000000",
@@ -252,10 +256,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--pod-seconds", type=float, default=1.0)
     parser.add_argument("--drain", type=float, default=60)
+    parser.add_argument("--keep", type=Path, default=None, help="keep each stack's logs here")
     args = parser.parse_args()
     per_rate = {}
     for rate in args.rates:
-        per_rate[rate] = run_rate(rate, args.seconds, args.pod_seconds, args.drain)
+        per_rate[rate] = run_rate(rate, args.seconds, args.pod_seconds, args.drain, args.keep)
     reference = per_rate.get(REFERENCE_RATE) or per_rate[min(per_rate)]
     reference_rate = REFERENCE_RATE if REFERENCE_RATE in per_rate else min(per_rate)
     initiate_p99 = reference["initiate"]["p99_ms_to_running"]
