@@ -427,7 +427,11 @@ class NodeAgent:
         attempt = state.restart_count + (1 if state.container is not None else 0)
         try:
             base = {**self.base_env, **self._token_env(pod, state)}
-            env = podspec.container_env(pod, container, self._lookup, base)
+            # The addresses a kubelet knows before the container starts (fieldRef
+            # status.podIP resolves to them), though the status saying so comes after.
+            addresses = {"podIP": state.ip, "hostIP": "127.0.0.1"}
+            started = {**pod, "status": {**(pod.get("status") or {}), **addresses}}
+            env = podspec.container_env(started, container, self._lookup, base)
             argv = podspec.container_argv(container, env)
         except (podspec.ConfigError, kubernetes.client.ApiException) as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
