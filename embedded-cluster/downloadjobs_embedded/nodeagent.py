@@ -35,7 +35,6 @@ from typing import Any
 
 import attrs
 import kubernetes
-import yaml
 
 from downloadjobs_embedded import podspec
 
@@ -571,8 +570,8 @@ class NodeAgent:
         (directory / "namespace").write_text(meta["namespace"])
         (directory / "ca.crt").write_bytes(self.ca_file.read_bytes())
         kubeconfig = directory / "kubeconfig"
-        kubeconfig.write_text(
-            yaml.safe_dump(
+        kubeconfig.write_text(  # JSON is YAML, and the worker reads it without a YAML parser
+            json.dumps(
                 {
                     "apiVersion": "v1",
                     "kind": "Config",
@@ -597,7 +596,8 @@ class NodeAgent:
                         }
                     ],
                     "current-context": "pod",
-                }
+                },
+                indent=2,
             )
         )
         return {"KUBECONFIG": str(kubeconfig)}

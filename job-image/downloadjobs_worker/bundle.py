@@ -27,8 +27,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
-
+from downloadjobs import s3
 from downloadjobs_worker import zipstate
 from downloadjobs_worker.checkpoint import Point
 
@@ -77,38 +76,19 @@ class Progress:
         return min(100, self.bytes_done * 100 // self.bytes_total)
 
 
-def _not_found(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
-
-
 def locate(
     client: Any, bucket: str, keys: dict[int, str], *, workers: int = 8
 ) -> tuple[list[Source], list[int]]:
-    """
-    HEAD every source: the ones present (in request order) and the missing ids.
-
-    The HEADs run ``workers`` at a time: a thousand small requests one after
-    another would cost seconds of round trips before the first byte moves.
-    """
-
-    def head(key: str) -> tuple[int, str] | None:
-        try:
-            answer = client.head_object(Bucket=bucket, Key=key)
-            return int(answer["ContentLength"]), str(answer.get("ETag", ""))
-        except ClientError as exc:
-            if _not_found(exc):
-                return None
-            raise
-
-    with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
-        sizes = list(pool.map(head, keys.values()))
+    """HEAD every source: the ones present (in request order) and the missing ids."""
+    found = s3.heads(client, bucket, keys, workers=workers)
     present: list[Source] = []
     missing: list[int] = []
-    for (file_id, key), found in zip(keys.items(), sizes, strict=True):
-        if found is None:
+    for file_id, key in keys.items():
+        head = found[file_id]
+        if head is None:
             missing.append(file_id)
         else:
-            present.append(Source(file_id, key, *found))
+            present.append(Source(file_id, key, head.size, head.etag))
     return present, missing
 
 

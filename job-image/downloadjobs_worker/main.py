@@ -21,12 +21,11 @@ import sys
 import zipfile
 from typing import Any
 
-import kubernetes
 from botocore.exceptions import ClientError
 
-from downloadjobs import kube, model, s3
+from downloadjobs import model, s3
 from downloadjobs.settings import S3Settings
-from downloadjobs_worker import checkpoint, zipstate
+from downloadjobs_worker import checkpoint, kubeapi, zipstate
 from downloadjobs_worker.bundle import Progress, Source, locate, write_zip
 from downloadjobs_worker.checkpoint import Checkpoint, Part, SourceState
 from downloadjobs_worker.reporter import StatusReporter
@@ -219,6 +218,9 @@ def build(
         size=out.size,
         checksum_crc32=out.crc32,
         missing_file_ids=missing,
+        content_key=model.content_key(
+            spec.file_ids, {s.file_id: s.etag for s in sources}, settings.worker_compression
+        ),
     )
     status.result = result
     status.progress = 100
@@ -237,9 +239,13 @@ def run() -> int:
     signal.signal(signal.SIGTERM, _terminated)
     settings = WorkerSettings()
     s3_settings = S3Settings()
-    kube.load_config()
+    try:
+        api = kubeapi.DownloadJobApi(kubeapi.discover())
+    except (kubeapi.ConfigError, OSError, ValueError) as exc:
+        log.error("no usable Kubernetes credentials: %s", exc)
+        return EXIT_TRANSIENT
     reporter = StatusReporter(
-        kubernetes.client.CustomObjectsApi(),
+        api,
         settings.job_namespace,
         settings.job_name,
         settings.worker_progress_interval,

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 import urllib3
-from kubernetes.client.exceptions import ApiException
 
 from downloadjobs import model
+from downloadjobs_worker.kubeapi import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class StatusReporter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._api = api  # kubernetes.client.CustomObjectsApi
+        self._api = api  # kubeapi.DownloadJobApi
         self._namespace = namespace
         self._name = name
         self._interval = interval
@@ -46,9 +46,7 @@ class StatusReporter:
         self._thread: threading.Thread | None = None
 
     def read(self) -> dict[str, Any]:
-        body: dict[str, Any] = self._api.get_namespaced_custom_object(
-            model.GROUP, model.VERSION, self._namespace, model.PLURAL, self._name
-        )
+        body: dict[str, Any] = self._api.get(self._namespace, self._name)
         return body
 
     def progress(self, status: model.DownloadJobStatus, *, force: bool = False) -> None:
@@ -80,7 +78,7 @@ class StatusReporter:
                     return
             try:
                 self._patch(snapshot)
-            except ApiException as exc:
+            except ApiError as exc:
                 log.warning("progress not written (%s); the next write carries it", exc.reason)
             except Exception as exc:  # the API unreachable: the stream goes on regardless
                 log.warning("progress not written (%s); the next write carries it", exc)
@@ -94,33 +92,31 @@ class StatusReporter:
         if self._thread is not None:
             self._thread.join()
 
-    def final(self, status: model.DownloadJobStatus, attempts: int = 6) -> None:
+    def final(self, status: model.DownloadJobStatus, patience: float = 300.0) -> None:
         """
-        Write the result, riding out an API server that is away for up to about half a
-        minute (a restart, an upgrade): the bundle is built, and losing it to one
-        refused connection would cost the whole job again.
+        Write the result, riding out an API server that is away for up to ``patience``
+        seconds (a restart, an upgrade, a slow start on a loaded node): the bundle is
+        built, and a pod that gave up here would make the Job build it all again.
         """
         self.close()  # no late progress write may land after the result
         status.heartbeat_at = model.utcnow()
         wire = status.to_wire()
-        for attempt in range(1, attempts + 1):
+        deadline = self._clock() + patience
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 self._patch(wire)
                 return
-            except ApiException as exc:
-                if attempt == attempts or (exc.status and 400 <= exc.status < 500):
+            except ApiError as exc:
+                permanent = exc.status and 400 <= exc.status < 500 and exc.status != 429
+                if permanent or self._clock() >= deadline:
                     raise
             except (urllib3.exceptions.HTTPError, OSError):  # no answer at all
-                if attempt == attempts:
+                if self._clock() >= deadline:
                     raise
+            log.warning("result not written yet (attempt %d); retrying", attempt)
             self._sleep(min(2**attempt, 10))
 
     def _patch(self, wire: dict[str, Any]) -> None:
-        self._api.patch_namespaced_custom_object_status(
-            model.GROUP,
-            model.VERSION,
-            self._namespace,
-            model.PLURAL,
-            self._name,
-            {"status": wire},
-        )
+        self._api.patch_status(self._namespace, self._name, {"status": wire})

@@ -8,9 +8,10 @@ They return what happened, for the handlers to turn into events.
 
 import dataclasses
 import datetime
+import enum
 from typing import Any
 
-from downloadjobs import model
+from downloadjobs import model, resource
 from downloadjobs.settings import S3Settings
 from downloadjobs_operator import bundles, manifests, metrics
 from downloadjobs_operator.cluster import Cluster
@@ -19,6 +20,38 @@ from downloadjobs_operator.status import attempts_of, failures_of, status_patch,
 
 #: ``error.reason`` of a job whose worker pod the API server refuses to create.
 REFUSED = "PodRefused"
+
+
+class Outcome(enum.StrEnum):
+    """What an action did, for the handlers to tell in an event."""
+
+    CREATED = "created"  # queued, with its suspended Job
+    REUSED = "reused"  # completed at once with the bundle of an earlier job
+    EXISTED = "existed"  # queued already (a handler repeated after a crash)
+    CANCELLED = "cancelled"
+    IGNORED = "ignored"  # a cancel or replay that came too late or too early
+    REPLAYED = "replayed"
+
+
+class Intent(enum.StrEnum):
+    """What a DownloadJob seen for the first time calls for."""
+
+    ENQUEUE = "enqueue"
+    CANCEL = "cancel"
+    REPLAY = "replay"
+
+
+class Note(enum.StrEnum):
+    """What one reconcile of a DownloadJob found and did (the event reasons)."""
+
+    RESUMED = "Resumed"
+    EXPIRED = "Expired"
+    CANCELLED = "Cancelled"
+    RECOVERED = "Recovered"
+    JOB_RECREATED = "JobRecreated"
+    DRIFT_REPAIRED = "DriftRepaired"
+    STALLED = "Stalled"
+    POD_REFUSED = "PodRefused"  # the API server refuses its worker pod: failed
 
 
 @dataclasses.dataclass
@@ -42,19 +75,112 @@ def bundle_key(ctx: Context, body: dict[str, Any]) -> str:
     return ctx.s3_settings.bundle_key(namespace, name)
 
 
-def enqueue(ctx: Context, body: dict[str, Any]) -> bool:
-    """Mark a new DownloadJob queued, then create its suspended Job (False if it existed)."""
+def shared_bundle(ctx: Context, body: dict[str, Any]) -> str:
+    """
+    The bundle ``body``'s answers point at: its own, or for a job that reused another's
+    bundle, that one. Read from what the operator wrote (the annotation), never from the
+    status, which a worker may write.
+    """
     namespace, name = _meta(body)
+    origin = resource.annotations(body).get(model.ANNOTATION_BUNDLE_OF) or name
+    return ctx.s3_settings.bundle_key(namespace, origin)
+
+
+def _twin(ctx: Context, body: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """A completed job, not being deleted, whose bundle holds what ``body`` asks for."""
+    namespace, name = _meta(body)
+    for other in ctx.cluster.downloadjobs(namespace, {model.LABEL_CONTENT_KEY: key}):
+        result = model.parse_status(other).result
+        if (
+            other["metadata"]["name"] != name
+            and resource.phase(other) is model.Phase.COMPLETED
+            and result is not None
+            and result.content_key == key
+            and not other["metadata"].get("deletionTimestamp")
+            and bundles.bundle_exists(ctx.s3, ctx.s3_settings, shared_bundle(ctx, other))
+        ):
+            return other
+    return None
+
+
+def _complete_with(ctx: Context, body: dict[str, Any], twin: dict[str, Any]) -> None:
+    """Complete ``body`` with ``twin``'s bundle: its own result, marked reused, no Job."""
+    namespace, name = _meta(body)
+    theirs = model.parse_status(twin)
+    assert theirs.result is not None  # _twin checked it
+    origin = resource.annotations(twin).get(model.ANNOTATION_BUNDLE_OF) or twin["metadata"]["name"]
+    now = model.utcnow()
     status = model.parse_status(body)
-    manifest = manifests.build_job(body, ctx.s3_settings, ctx.settings)
-    if status.phase is None:
+    message = f"Completed with the bundle of {origin}, built before for the same files."
+    patch = transition(status, model.Phase.COMPLETED, "Reused", message, now)
+    patch.update(
+        resource.status_patch(
+            result=theirs.result.model_copy(update={"reused": True}),
+            progress=100,
+            files_total=theirs.files_total,
+            files_done=theirs.files_total,
+            bytes_total=theirs.bytes_total,
+            bytes_done=theirs.bytes_total,
+            attempts=0,
+            started_at=now,
+            completed_at=now,
+        )
+    )
+    ctx.cluster.patch_status(namespace, name, patch)
+    metrics.REUSED.inc()
+
+
+def enqueue(ctx: Context, body: dict[str, Any]) -> Outcome:
+    """
+    A new DownloadJob: completed at once when a bundle of the same files is there
+    already (``reused``), else queued with its suspended Job (``created``, or
+    ``existed`` when the Job was there already).
+
+    The first write carries the resource's version: when the create handler and an
+    admission pass act on the same new job at once, one of them finds the job changed
+    and decides again from what the other wrote.
+    """
+    namespace, name = _meta(body)
+    for _ in range(3):
+        status = model.parse_status(body)
+        if status.phase is not None:
+            break
+        key = None
+        if ctx.settings.reuse_bundles:
+            file_ids = resource.spec(body).get("fileIds") or []
+            compression = ctx.settings.worker_compression
+            key = bundles.content_key(ctx.s3, ctx.s3_settings, file_ids, compression)
+        twin = _twin(ctx, body, key) if key else None
+        metadata: dict[str, Any] = {"labels": {model.LABEL_CONTENT_KEY: key}} if key else {}
+        if twin is not None:
+            origin = resource.annotations(twin).get(model.ANNOTATION_BUNDLE_OF)
+            origin = origin or twin["metadata"]["name"]
+            metadata["annotations"] = {model.ANNOTATION_BUNDLE_OF: origin}
+        version = body["metadata"].get("resourceVersion")
+        if metadata and not ctx.cluster.patch_metadata(namespace, name, metadata, version=version):
+            fresh = ctx.cluster.downloadjob(namespace, name)
+            if fresh is None:
+                return Outcome.IGNORED  # deleted meanwhile
+            body = fresh
+            continue
+        if twin is not None:
+            _complete_with(ctx, body, twin)
+            return Outcome.REUSED
         patch = transition(status, model.Phase.QUEUED, "Submitted", "Waiting for a free slot.")
-        patch.update(filesTotal=len(body["spec"]["fileIds"]), jobName=manifest["metadata"]["name"])
+        files = len(resource.spec(body).get("fileIds") or [])
+        job = manifests.job_name(name, resource.replays(body))
+        patch.update(resource.status_patch(files_total=files, job_name=job))
         ctx.cluster.patch_status(namespace, name, patch)
-    return ctx.cluster.create_job(namespace, manifest)
+        break
+    status = model.parse_status(body)
+    if status.phase is not None and status.phase.terminal:
+        reused = status.result is not None and status.result.reused
+        return Outcome.REUSED if reused else Outcome.EXISTED  # a finished job gets no Job
+    manifest = manifests.build_job(body, ctx.s3_settings, ctx.settings)
+    return Outcome.CREATED if ctx.cluster.create_job(namespace, manifest) else Outcome.EXISTED
 
 
-def first_sight(body: dict[str, Any]) -> str:
+def first_sight(body: dict[str, Any]) -> Intent:
     """
     What a DownloadJob seen for the first time calls for: ``cancel``, ``replay`` or
     ``enqueue``. An annotation set before the operator saw the resource (a DELETE
@@ -62,24 +188,24 @@ def first_sight(body: dict[str, Any]) -> str:
     """
     annotations = body["metadata"].get("annotations") or {}
     if model.ANNOTATION_CANCEL in annotations:
-        return "cancel"
+        return Intent.CANCEL
     if model.ANNOTATION_RETRY in annotations:
-        return "replay"
-    return "enqueue"
+        return Intent.REPLAY
+    return Intent.ENQUEUE
 
 
-def arrive(ctx: Context, body: dict[str, Any]) -> str:
+def arrive(ctx: Context, body: dict[str, Any]) -> Outcome:
     """
     A DownloadJob seen for the first time: ``cancelled`` or ``ignored`` (a cancel
     that came first; no Job is ever created), ``replayed``, else queued with its
     suspended Job: ``created``, or ``existed`` when the Job was there already.
     """
     intent = first_sight(body)
-    if intent == "cancel":
+    if intent is Intent.CANCEL:
         return cancel(ctx, body)
-    if intent == "replay" and replay(ctx, body) == "replayed":
-        return "replayed"  # otherwise replay dropped the stray annotation: queue it
-    return "created" if enqueue(ctx, body) else "existed"
+    if intent is Intent.REPLAY and replay(ctx, body) is Outcome.REPLAYED:
+        return Outcome.REPLAYED  # otherwise replay dropped the stray annotation: queue it
+    return enqueue(ctx, body)
 
 
 def follow(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -111,7 +237,7 @@ def follow(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     return body, patch
 
 
-def cancel(ctx: Context, body: dict[str, Any]) -> str:
+def cancel(ctx: Context, body: dict[str, Any]) -> Outcome:
     """
     Stop a job on request: Cancelled first (so nothing moves it on), then the Job
     and its pod go, the partial upload is aborted and any bundle removed.
@@ -119,12 +245,12 @@ def cancel(ctx: Context, body: dict[str, Any]) -> str:
     namespace, name = _meta(body)
     status = model.parse_status(body)
     if status.phase in (model.Phase.COMPLETED, model.Phase.FAILED):
-        return "ignored"
+        return Outcome.IGNORED
     if status.phase is not model.Phase.CANCELLED:
         patch = transition(
             status, model.Phase.CANCELLED, "CancelRequested", "Cancelled on request."
         )
-        patch["completedAt"] = model.utcnow().isoformat()
+        patch.update(resource.status_patch(completed_at=model.utcnow()))
         ctx.cluster.patch_status(namespace, name, patch)
         metrics.CANCELLED.inc()
     if status.job_name:
@@ -133,35 +259,37 @@ def cancel(ctx: Context, body: dict[str, Any]) -> str:
     bundles.abort_uploads(ctx.s3, ctx.s3_settings, key)
     bundles.remove_checkpoint(ctx.s3, ctx.s3_settings, key)
     bundles.remove_bundle(ctx.s3, ctx.s3_settings, key)
-    return "cancelled"
+    return Outcome.CANCELLED
 
 
-def replay(ctx: Context, body: dict[str, Any]) -> str:
+def replay(ctx: Context, body: dict[str, Any]) -> Outcome:
     """Put a dead letter back in the queue as a new attempt with a new Job."""
     namespace, name = _meta(body)
     status = model.parse_status(body)
     if status.phase is not model.Phase.FAILED:
         ctx.cluster.patch_metadata(namespace, name, {"annotations": {model.ANNOTATION_RETRY: None}})
-        return "ignored"
+        return Outcome.IGNORED
     if status.job_name:
         ctx.cluster.delete_job(namespace, status.job_name)
     replays = (status.replays or 0) + 1
     patch = transition(status, model.Phase.QUEUED, "Replayed", f"Replay {replays} requested.")
     patch.update(
-        replays=replays,
-        jobName=manifests.job_name(name, replays),
-        progress=0,
-        attempts=0,
-        filesDone=None,
-        bytesDone=None,
-        uploadId=None,
-        partsUploaded=None,
-        resumedFromPart=None,
-        startedAt=None,
-        completedAt=None,
-        heartbeatAt=None,
-        error=None,
-        result=None,
+        resource.status_patch(
+            replays=replays,
+            job_name=manifests.job_name(name, replays),
+            progress=0,
+            attempts=0,
+            files_done=None,
+            bytes_done=None,
+            upload_id=None,
+            parts_uploaded=None,
+            resumed_from_part=None,
+            started_at=None,
+            completed_at=None,
+            heartbeat_at=None,
+            error=None,
+            result=None,
+        )
     )
     ctx.cluster.patch_status(namespace, name, patch)
     ctx.cluster.patch_metadata(
@@ -172,13 +300,16 @@ def replay(ctx: Context, body: dict[str, Any]) -> str:
             "annotations": {model.ANNOTATION_RETRY: None},
         },
     )
-    fresh = {**body, "status": {**(body.get("status") or {}), "replays": replays}}
+    fresh = {**body, "status": {**resource.status(body), **resource.status_patch(replays=replays)}}
     ctx.cluster.create_job(namespace, manifests.build_job(fresh, ctx.s3_settings, ctx.settings))
-    return "replayed"
+    return Outcome.REPLAYED
 
 
 def cleanup(ctx: Context, body: dict[str, Any]) -> None:
-    """The DownloadJob is being deleted: its Job, partial upload and bundle go too."""
+    """
+    The DownloadJob is being deleted: its Job and partial upload go too, and the
+    bundle its answers point at, unless another job still points at it.
+    """
     namespace, _ = _meta(body)
     status = model.parse_status(body)
     if status.job_name:
@@ -186,8 +317,11 @@ def cleanup(ctx: Context, body: dict[str, Any]) -> None:
     key = bundle_key(ctx, body)
     bundles.abort_uploads(ctx.s3, ctx.s3_settings, key)
     bundles.remove_checkpoint(ctx.s3, ctx.s3_settings, key)
-    if not ctx.settings.keep_bundles:
-        bundles.remove_bundle(ctx.s3, ctx.s3_settings, key)
+    if ctx.settings.keep_bundles:
+        return
+    for bundle in {key, shared_bundle(ctx, body)}:
+        if not _still_shared(ctx, body, bundle):
+            bundles.remove_bundle(ctx.s3, ctx.s3_settings, bundle)
 
 
 def refuse(ctx: Context, body: dict[str, Any], job: dict[str, Any]) -> bool:
@@ -214,16 +348,29 @@ def refuse(ctx: Context, body: dict[str, Any], job: dict[str, Any]) -> bool:
         return False
     message = f"The API server refuses the worker pod: {why}"
     patch = transition(status, model.Phase.FAILED, REFUSED, message)
-    patch.update(
-        error={"reason": REFUSED, "message": message}, completedAt=model.utcnow().isoformat()
-    )
+    error = model.JobError(reason=REFUSED, message=message)
+    patch.update(resource.status_patch(error=error, completed_at=model.utcnow()))
     ctx.cluster.patch_status(namespace, name, patch)
     ctx.cluster.patch_metadata(namespace, name, {"labels": {model.LABEL_DEAD_LETTER: "true"}})
     ctx.cluster.delete_job(namespace, job["metadata"]["name"])
     return True
 
 
-def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
+def _still_shared(ctx: Context, body: dict[str, Any], bundle: str) -> bool:
+    """Whether a DownloadJob other than ``body``, not being deleted, points at ``bundle``."""
+    namespace, name = _meta(body)
+    key = (body["metadata"].get("labels") or {}).get(model.LABEL_CONTENT_KEY)
+    if not key:
+        return False  # never shared: only jobs with the same content key share a bundle
+    return any(
+        other["metadata"]["name"] != name
+        and not other["metadata"].get("deletionTimestamp")
+        and shared_bundle(ctx, other) == bundle
+        for other in ctx.cluster.downloadjobs(namespace, {model.LABEL_CONTENT_KEY: key})
+    )
+
+
+def reconcile(ctx: Context, body: dict[str, Any]) -> list[Note]:
     """
     The periodic check of one DownloadJob: expire it after its TTL when finished;
     otherwise repair drift from its Job (or recreate a lost Job) and catch stalls.
@@ -237,7 +384,7 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
     if status.resumed_from_part and resumed not in ctx.announced:
         message = f"A retried pod resumed the upload after part {status.resumed_from_part}."
         if ctx.cluster.post_event_once(body, resumed, "Resumed", message):
-            notes.append("Resumed")
+            notes.append(Note.RESUMED)
         ctx.announced.add(resumed)
     if status.phase is model.Phase.CANCELLED:
         # A worker that was still shutting down may have opened an upload after
@@ -256,31 +403,31 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
         ended = status.completed_at or model.parse_time(body["metadata"].get("creationTimestamp"))
         if ended is not None and (now - ended).total_seconds() >= ttl:
             ctx.cluster.delete_downloadjob(namespace, name)
-            return [*notes, "Expired"]
+            return [*notes, Note.EXPIRED]
         return notes
     if body["metadata"].get("deletionTimestamp"):
         return notes  # being deleted: the cleanup handler owns it (never recreate its Job)
     if model.ANNOTATION_CANCEL in annotations:
         # Level, not edge: kopf can fold an annotation that lands while the create
         # handler runs into the state it records as handled, and no update follows.
-        return [*notes, "Cancelled"] if cancel(ctx, body) == "cancelled" else notes
+        return [*notes, Note.CANCELLED] if cancel(ctx, body) is Outcome.CANCELLED else notes
     if status.job_name is None:
         return notes  # the create handler owns it
     job = ctx.cluster.job(namespace, status.job_name)
     if job is None:
         if status.result is not None:  # finished, and its Job already expired
             patch = transition(status, model.Phase.COMPLETED, "JobComplete", "Recovered.")
-            patch.update(progress=100, completedAt=now.isoformat())
+            patch.update(resource.status_patch(progress=100, completed_at=now))
             ctx.cluster.patch_status(namespace, name, patch)
-            return [*notes, "Recovered"]
+            return [*notes, Note.RECOVERED]
         created = ctx.cluster.create_job(
             namespace, manifests.build_job(body, ctx.s3_settings, ctx.settings)
         )
-        return [*notes, "JobRecreated"] if created else notes
+        return [*notes, Note.JOB_RECREATED] if created else notes
     if follow(ctx, job) is not None:
-        notes.append("DriftRepaired")
+        notes.append(Note.DRIFT_REPAIRED)
     if refuse(ctx, body, job):
-        return [*notes, "PodRefused"]
+        return [*notes, Note.POD_REFUSED]
     beat = status.heartbeat_at or status.started_at
     running = (job.get("status") or {}).get("active") and not job["spec"].get("suspend")
     stale = beat is not None and (now - beat).total_seconds() > ctx.settings.stall_seconds
@@ -288,5 +435,5 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[str]:
     limit = now - datetime.timedelta(seconds=ctx.settings.stall_seconds)
     if stalled and ctx.cluster.delete_stalled_pods(namespace, status.job_name, limit):
         metrics.STALLS.inc()
-        notes.append("Stalled")
+        notes.append(Note.STALLED)
     return notes

@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from downloadjobs import model, s3
 from downloadjobs.settings import S3Settings
 
 log = logging.getLogger(__name__)
@@ -39,3 +40,15 @@ def remove_checkpoint(client: Any, settings: S3Settings, key: str) -> None:
 
 def remove_bundle(client: Any, settings: S3Settings, key: str) -> None:
     client.delete_object(Bucket=settings.bundle_bucket, Key=key)
+
+
+def bundle_exists(client: Any, settings: S3Settings, key: str) -> bool:
+    return s3.heads(client, settings.bundle_bucket, {0: key})[0] is not None
+
+
+def content_key(client: Any, settings: S3Settings, file_ids: list[int], compression: str) -> str:
+    """The content key a worker would give the bundle of ``file_ids`` now (one HEAD per source)."""
+    keys = {file_id: settings.source_key(file_id) for file_id in file_ids}
+    found = s3.heads(client, settings.source_bucket, keys, workers=16)
+    etags = {file_id: head.etag if head else None for file_id, head in found.items()}
+    return model.content_key(file_ids, etags, compression)

@@ -38,9 +38,12 @@ class Cluster:
         self.core = kubernetes.client.CoreV1Api()
 
     # DownloadJobs
-    def downloadjobs(self, namespace: str) -> list[dict[str, Any]]:
+    def downloadjobs(
+        self, namespace: str, labels: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items())
         items: list[dict[str, Any]] = self.custom.list_namespaced_custom_object(
-            model.GROUP, model.VERSION, namespace, model.PLURAL
+            model.GROUP, model.VERSION, namespace, model.PLURAL, label_selector=selector
         )["items"]
         return items
 
@@ -60,10 +63,23 @@ class Cluster:
             model.GROUP, model.VERSION, namespace, model.PLURAL, name, {"status": status}
         )
 
-    def patch_metadata(self, namespace: str, name: str, metadata: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(
-            model.GROUP, model.VERSION, namespace, model.PLURAL, name, {"metadata": metadata}
-        )
+    def patch_metadata(
+        self, namespace: str, name: str, metadata: dict[str, Any], *, version: str | None = None
+    ) -> bool:
+        """
+        Merge ``metadata`` in; with ``version``, only if the resource is still at that
+        resourceVersion (False when it changed: someone else acted on it meanwhile).
+        """
+        patch = {**metadata, "resourceVersion": version} if version else metadata
+        try:
+            self.custom.patch_namespaced_custom_object(
+                model.GROUP, model.VERSION, namespace, model.PLURAL, name, {"metadata": patch}
+            )
+        except ApiException as exc:
+            if version and exc.status == 409:
+                return False
+            raise
+        return True
 
     def delete_downloadjob(self, namespace: str, name: str) -> None:
         try:

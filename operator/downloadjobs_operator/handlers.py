@@ -46,9 +46,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     s3_settings = S3Settings()
     cluster = Cluster()
     memo.ctx = actions.Context(cluster, s3.client(s3_settings), s3_settings, SETTINGS)
-    memo.queue = AdmissionQueue(cluster, SETTINGS, functools.partial(actions.enqueue, memo.ctx))
+    memo.queue = AdmissionQueue(cluster, SETTINGS, functools.partial(_queued, memo.ctx))
     if SETTINGS.metrics_port:
         prometheus_client.start_http_server(SETTINGS.metrics_port)
+
+
+def _queued(ctx: actions.Context, body: dict[str, Any]) -> bool:
+    """The admission queue's enqueue: whether the job now waits for a slot with its Job."""
+    return actions.enqueue(ctx, body) is not actions.Outcome.REUSED
 
 
 def normal(body: kopf.Body, reason: str, message: str) -> None:
@@ -62,14 +67,15 @@ def _run(fn: Any, *args: Any) -> Any:
 
 #: The event each action outcome tells (reason, message); the others tell none.
 OUTCOMES = {
-    "created": ("JobCreated", "Created its Job, suspended until admitted."),
-    "cancelled": ("Cancelled", "Cancelled on request; its Job was deleted."),
-    "ignored": ("CancelIgnored", "The job had finished already."),
-    "replayed": ("Replayed", "Back in the queue with a new Job."),
+    actions.Outcome.CREATED: ("JobCreated", "Created its Job, suspended until admitted."),
+    actions.Outcome.REUSED: ("Reused", "Completed at once with a bundle built before."),
+    actions.Outcome.CANCELLED: ("Cancelled", "Cancelled on request; its Job was deleted."),
+    actions.Outcome.IGNORED: ("CancelIgnored", "The job had finished already."),
+    actions.Outcome.REPLAYED: ("Replayed", "Back in the queue with a new Job."),
 }
 
 
-def tell(body: kopf.Body, outcome: str) -> None:
+def tell(body: kopf.Body, outcome: actions.Outcome) -> None:
     if outcome in OUTCOMES:
         normal(body, *OUTCOMES[outcome])
 
@@ -133,20 +139,20 @@ async def reconcile(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_
             raise
         return  # deleted meanwhile: nothing left to reconcile
     for note in notes:
-        if note == "Stalled":
+        if note is actions.Note.STALLED:
             kopf.event(
                 body,
                 type="Warning",
                 reason="Stalled",
                 message="No heartbeat; its pod was deleted to retry.",
             )
-        elif note == "PodRefused":
+        elif note == actions.Note.POD_REFUSED:
             kopf.event(
                 body,
                 type="Warning",
-                reason="PodRefused",
+                reason=actions.Note.POD_REFUSED,
                 message="The API server refuses its worker pod: status.error says why.",
             )
-        elif note not in ("Expired", "Resumed"):  # the action posted Resumed itself
+        elif note not in (actions.Note.EXPIRED, actions.Note.RESUMED):  # Resumed: posted already
             normal(body, note, f"Periodic reconcile: {note}.")
     await memo.queue.poke(str(namespace), unless_fresher_than=2.0)

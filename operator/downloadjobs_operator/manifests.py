@@ -7,7 +7,7 @@ its result, and the unit tests call it directly.
 
 from typing import Any
 
-from downloadjobs import model
+from downloadjobs import model, resource
 from downloadjobs.settings import S3Settings
 from downloadjobs_operator.settings import (
     DEFAULT_CONTAINER_SECURITY_CONTEXT,
@@ -48,7 +48,7 @@ def worker_env(
 def build_job(body: dict[str, Any], s3: S3Settings, settings: OperatorSettings) -> dict[str, Any]:
     """The ``batch/v1`` Job for a DownloadJob ``body`` (as read from the API server)."""
     meta = body["metadata"]
-    replay = int((body.get("status") or {}).get("replays") or 0)
+    replay = resource.replays(body)
     name = job_name(meta["name"], replay)
     labels = {
         model.LABEL_MANAGED_BY: model.MANAGED_BY,

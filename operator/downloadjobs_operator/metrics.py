@@ -6,7 +6,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from downloadjobs import model
+from downloadjobs import model, resource
 
 JOBS = Gauge("downloadjobs_jobs", "DownloadJobs by phase.", ["namespace", "phase"])
 QUEUE_DEPTH = Gauge("downloadjobs_queue_depth", "DownloadJobs waiting for a slot.", ["namespace"])
@@ -22,19 +22,19 @@ DURATION = Histogram(
 RETRIES = Counter("downloadjobs_pod_retries_total", "Worker pods started again after a failure.")
 STALLS = Counter("downloadjobs_stalls_total", "Jobs found stalled (stale heartbeat).")
 CANCELLED = Counter("downloadjobs_cancelled_total", "Jobs cancelled.")
+REUSED = Counter("downloadjobs_reused_total", "Jobs completed at once with a bundle built before.")
 
 
 def observe_namespace(namespace: str, bodies: list[dict[str, Any]], now: datetime.datetime) -> None:
     """Refresh the per-namespace gauges from a full listing."""
-    phases = Tally((b.get("status") or {}).get("phase") or "Queued" for b in bodies)
+    phases = Tally(resource.phase(b) for b in bodies)
     for phase in model.Phase:
-        JOBS.labels(namespace, phase.value).set(phases.get(phase.value, 0))
-    queued = [b for b in bodies if ((b.get("status") or {}).get("phase") or "Queued") == "Queued"]
+        JOBS.labels(namespace, phase.value).set(phases.get(phase, 0))
+    queued = [b for b in bodies if resource.phase(b) is model.Phase.QUEUED]
     QUEUE_DEPTH.labels(namespace).set(len(queued))
     oldest = 0.0
     for body in queued:
-        created = body["metadata"].get("creationTimestamp")
-        if created:
-            then = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
-            oldest = max(oldest, (now - then).total_seconds())
+        created = resource.created_at(body)
+        if created is not None:
+            oldest = max(oldest, (now - created).total_seconds())
     OLDEST_QUEUED.labels(namespace).set(oldest)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from downloadjobs import model
+from downloadjobs import model, resource
 from downloadjobs_operator import admission, manifests, metrics
 from downloadjobs_operator.cluster import Cluster
 from downloadjobs_operator.settings import OperatorSettings
@@ -36,7 +36,8 @@ class _NamespaceState:
 
 class AdmissionQueue:
     """
-    ``enqueue`` creates a DownloadJob's suspended Job (idempotently): a pass that
+    ``enqueue`` creates a DownloadJob's suspended Job (idempotently), or answers False
+    when the job needs none (it completed with a bundle built before): a pass that
     finds a job without one creates it there and then, so the queue's order never
     depends on which creation handler happened to run first, after a restart say.
     """
@@ -45,7 +46,7 @@ class AdmissionQueue:
         self,
         cluster: Cluster,
         settings: OperatorSettings,
-        enqueue: Callable[[dict[str, Any]], object],
+        enqueue: Callable[[dict[str, Any]], bool],
     ) -> None:
         self._cluster = cluster
         self._settings = settings
@@ -72,7 +73,7 @@ class AdmissionQueue:
         jobs = self._cluster.jobs(namespace)
         metrics.observe_namespace(namespace, bodies, model.utcnow())
         by_name = {b["metadata"]["name"]: b for b in bodies}
-        owner_of = {name: (b.get("spec") or {}).get("owner", "") for name, b in by_name.items()}
+        owner_of = {name: resource.owner(b) for name, b in by_name.items()}
         waiting: list[admission.Waiting] = []
         running_owners: list[str] = []
         job_of: dict[str, dict[str, Any]] = {}
@@ -82,7 +83,7 @@ class AdmissionQueue:
             body = by_name.get(name or "")
             if body is None:
                 continue
-            expected = (body.get("status") or {}).get("jobName")
+            expected = resource.job_name(body)
             if expected and expected != job["metadata"]["name"]:
                 continue  # a Job of an earlier replay, on its way out
             with_job.add(body["metadata"]["name"])
@@ -93,9 +94,12 @@ class AdmissionQueue:
                 job_of[body["metadata"]["name"]] = job
         for name, body in by_name.items():
             if name not in with_job and not _blocked(body):
-                self._enqueue(body)  # its creation handler has not run (yet): do it now
+                # Its creation handler has not run (yet): do it now. False: it did not
+                # need a Job after all (completed with a bundle built before).
+                if not self._enqueue(body):
+                    continue
                 waiting.append(_waiting(body, owner_of))
-                replays = int((body.get("status") or {}).get("replays") or 0)
+                replays = resource.replays(body)
                 job_of[name] = {"metadata": {"name": manifests.job_name(name, replays)}}
         plan = admission.plan(
             waiting,
@@ -110,16 +114,20 @@ class AdmissionQueue:
         # (benchmarks/controlplane.py).
         def admit(name: str) -> None:
             if self._cluster.unsuspend_job(namespace, job_of[name]["metadata"]["name"]):
-                self._cluster.patch_status(namespace, name, {"queuePosition": None})
+                self._cluster.patch_status(
+                    namespace, name, resource.status_patch(queue_position=None)
+                )
                 log.info("admitted %s/%s", namespace, name)
 
         def renumber(name: str, position: int) -> None:
-            self._cluster.patch_status(namespace, name, {"queuePosition": position})
+            self._cluster.patch_status(
+                namespace, name, resource.status_patch(queue_position=position)
+            )
 
         moved = {
             name: position
             for name, position in plan.positions.items()
-            if (by_name[name].get("status") or {}).get("queuePosition") != position
+            if resource.queue_position(by_name[name]) != position
         }
         with concurrent.futures.ThreadPoolExecutor(WRITERS) as pool:
             writes = [pool.submit(admit, name) for name in plan.admit]
@@ -143,8 +151,4 @@ def _waiting(body: dict[str, Any], owner_of: dict[str, str]) -> admission.Waitin
 
 def _blocked(body: dict[str, Any]) -> bool:
     """Not to be admitted: finished, or a cancellation is on its way."""
-    phase = (body.get("status") or {}).get("phase")
-    annotations = body["metadata"].get("annotations") or {}
-    return bool(
-        phase in ("Completed", "Failed", "Cancelled") or model.ANNOTATION_CANCEL in annotations
-    )
+    return resource.is_finished(body) or model.ANNOTATION_CANCEL in resource.annotations(body)

@@ -67,6 +67,11 @@ class OperatorSettings(BaseSettings):
     keep_bundles: bool = Field(
         default=False, description="Keep the bundle in S3 when its DownloadJob is deleted."
     )
+    reuse_bundles: bool = Field(
+        default=True,
+        description="A new job for the same files, none changed, completes with the bundle "
+        "already built (any caller may read any file id).",
+    )
     stall_seconds: int = Field(
         default=300, ge=10, description="A running job with an older heartbeat is stalled."
     )
@@ -84,3 +89,8 @@ class OperatorSettings(BaseSettings):
     memory_request: str = "192Mi"
     cpu_limit: str = "1"
     memory_limit: str = "256Mi"
+
+    @property
+    def worker_compression(self) -> str:
+        """The compression the worker pods are given (part of a bundle's content key)."""
+        return self.worker_env.get("DOWNLOADJOBS_WORKER_COMPRESSION", "stored")

@@ -9,7 +9,7 @@ suspended Job is still waiting for admission.
 import datetime
 from typing import Any
 
-from downloadjobs import model
+from downloadjobs import model, resource
 
 #: The condition each phase sets to True (and the others to False), so that
 #: ``kubectl describe`` and ``kubectl wait --for=condition=Complete`` work.
@@ -82,13 +82,13 @@ def transition(
     """The status fields that record entering ``phase`` (conditions included)."""
     now = now or model.utcnow()
     raw = [c.to_wire() for c in current.conditions or []]
-    patch: dict[str, Any] = {
-        "phase": phase.value,
+    fields: dict[str, Any] = {
+        "phase": phase,
         "conditions": conditions_for(raw, phase, reason, message, now),
     }
     if phase is not model.Phase.QUEUED:
-        patch["queuePosition"] = None
-    return patch
+        fields["queue_position"] = None
+    return resource.status_patch(**fields)
 
 
 def attempts_of(job_status: dict[str, Any]) -> int:
@@ -130,20 +130,22 @@ def status_patch(
     if phase != current.phase:
         reason, message = _why(job, phase)
         patch.update(transition(current, phase, reason, message, now))
+    fields: dict[str, Any] = {}
     if attempts > (current.attempts or 0):
-        patch["attempts"] = attempts
+        fields["attempts"] = attempts
     if phase is not model.Phase.QUEUED and current.started_at is None:
-        patch["startedAt"] = job_status.get("startTime") or now.isoformat()
+        fields["started_at"] = job_status.get("startTime") or now.isoformat()
     if phase.terminal:
-        patch["completedAt"] = job_status.get("completionTime") or now.isoformat()
+        fields["completed_at"] = job_status.get("completionTime") or now.isoformat()
     if phase is model.Phase.COMPLETED:
-        patch["progress"] = 100
+        fields["progress"] = 100
     if phase is model.Phase.FAILED and current.error is None:
         cond = _condition(job_status, "Failed") or _condition(job_status, "FailureTarget") or {}
-        patch["error"] = {
-            "reason": cond.get("reason") or "JobFailed",
-            "message": cond.get("message") or "the worker Job failed",
-        }
+        fields["error"] = model.JobError(
+            reason=cond.get("reason") or "JobFailed",
+            message=cond.get("message") or "the worker Job failed",
+        )
+    patch.update(resource.status_patch(**fields))
     return patch or None
 
 

@@ -9,6 +9,9 @@ Field names are the resource's camelCase names; Python code uses snake_case.
 
 import datetime
 import enum
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -31,11 +34,20 @@ MAX_FILES = 1000
 #: spec): the Job's podFailurePolicy turns it into an immediate Job failure.
 EXIT_PERMANENT = 42
 
+#: The owner of jobs made without an identity (``auth.mode: none``, or by kubectl).
+ANONYMOUS = "anonymous"
+
+#: The version of the bundle's layout (entry names, order, timestamps): part of every
+#: content key, so a worker that writes another layout never reuses an older bundle.
+BUNDLE_FORMAT = 1
+
 #: Labels the operator and the API put on what they create.
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "downloadjobs"
 LABEL_JOB_NAME = f"{GROUP}/job-name"
 LABEL_OWNER = f"{GROUP}/owner"
+#: The content key of a completed job's bundle: how the operator finds one to reuse.
+LABEL_CONTENT_KEY = f"{GROUP}/content-key"
 #: Failed for good; ``kubectl get downloadjobs -l downloadjobs.dev/dead-letter=true``.
 LABEL_DEAD_LETTER = f"{GROUP}/dead-letter"
 
@@ -44,6 +56,8 @@ ANNOTATION_CANCEL = f"{GROUP}/cancel-requested"
 ANNOTATION_RETRY = f"{GROUP}/retry-requested"
 #: When the API accepted the job, to the microsecond: the queue's FIFO order.
 ANNOTATION_SUBMITTED_AT = f"{GROUP}/submitted-at"
+#: The job whose bundle this one reuses (set by the operator; a worker cannot write it).
+ANNOTATION_BUNDLE_OF = f"{GROUP}/bundle-of"
 #: The W3C traceparent of the request that created the job; the worker gets it as TRACEPARENT.
 ANNOTATION_TRACEPARENT = f"{GROUP}/traceparent"
 
@@ -94,7 +108,7 @@ class DownloadJobSpec(Model):
 
     file_ids: FileIds = Field(description="Source file ids, in bundle order.")
     owner: str = Field(
-        default="anonymous", max_length=253, description="Who may read the job through the API."
+        default=ANONYMOUS, max_length=253, description="Who may read the job through the API."
     )
 
 
@@ -129,6 +143,14 @@ class BundleResult(Model):
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     checksum_crc32: str | None = Field(default=None, pattern=r"^[A-Za-z0-9+/]{6}==$")
     missing_file_ids: list[int] = Field(default_factory=list)
+    content_key: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{40}$",
+        description="What the bundle holds: file ids, their sources' ETags, compression, format.",
+    )
+    reused: bool | None = Field(
+        default=None, description="True when this job reused another job's bundle."
+    )
 
 
 class JobError(Model):
@@ -180,6 +202,18 @@ class DownloadJobStatus(Model):
     result: BundleResult | None = None
     error: JobError | None = None
     conditions: list[Condition] | None = None
+
+
+def content_key(file_ids: Iterable[int], etags: Mapping[int, str | None], compression: str) -> str:
+    """
+    What a bundle holds, as 40 hex digits (a label value): the file ids in order of
+    id, each source's ETag (``None`` when missing), the compression and the format.
+    Two requests for the same files, in any order, while no source changed, share it.
+    """
+    files = [[file_id, etags.get(file_id)] for file_id in sorted(set(file_ids))]
+    canonical = {"format": BUNDLE_FORMAT, "compression": compression, "files": files}
+    encoded = json.dumps(canonical, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:40]
 
 
 def utcnow() -> datetime.datetime:

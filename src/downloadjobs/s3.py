@@ -1,9 +1,12 @@
-"""The boto3 S3 clients, configured once from :class:`S3Settings`."""
+"""The boto3 S3 clients, configured once from :class:`S3Settings`, and what both the
+operator and the worker ask of S3."""
 
-from typing import Any
+import concurrent.futures
+from typing import Any, NamedTuple
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from downloadjobs.settings import S3Settings
 
@@ -34,3 +37,34 @@ def client(
         max_pool_connections=max_pool_connections,
     )
     return boto3.client("s3", endpoint_url=endpoint, config=config, **(credentials or {}))
+
+
+class Head(NamedTuple):
+    size: int
+    etag: str
+
+
+def not_found(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
+def heads(
+    client: Any, bucket: str, keys: dict[int, str], *, workers: int = 8
+) -> dict[int, Head | None]:
+    """
+    HEAD every key, ``workers`` at a time (a thousand small requests one after another
+    cost seconds of round trips): size and ETag by id, ``None`` for a missing object.
+    """
+
+    def head(key: str) -> Head | None:
+        try:
+            answer = client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if not_found(exc):
+                return None
+            raise
+        return Head(int(answer["ContentLength"]), str(answer.get("ETag", "")))
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, min(workers, len(keys) or 1))) as pool:
+        found = list(pool.map(head, keys.values()))
+    return dict(zip(keys, found, strict=True))

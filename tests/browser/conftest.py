@@ -51,7 +51,9 @@ def require(command: str, package: str) -> str:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The dev stack (any origin allowed, as `make dev`), files slow enough to watch a bar move."""
     state = Path(tmp_path_factory.mktemp("browser-stack"))
-    with Stack(state, worker_delay_ms=(1500, 2000), backoff_base=0.5, extra_env=DEV_ENV) as running:
+    # Each test watches a bundle being built: no reuse of the one an earlier test built.
+    env = {**DEV_ENV, "DOWNLOADJOBS_OPERATOR_REUSE_BUNDLES": "false"}
+    with Stack(state, worker_delay_ms=(1500, 2000), backoff_base=0.5, extra_env=env) as running:
         yield running
 
 

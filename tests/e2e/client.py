@@ -38,6 +38,14 @@ def poll(
     raise AssertionError(f"job {job_id} did not end within {timeout} s")
 
 
+def status(api: str, job_id: str) -> dict[str, Any]:
+    """One poll of the job's status (asserting it exists)."""
+    response = httpx.get(f"{api}/v1/download/status/{job_id}", timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def scrape(port: int) -> dict[str, float]:
     """A Prometheus endpoint on localhost, as {"name{labels}": value}."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=TIMEOUT).text

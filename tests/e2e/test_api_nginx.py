@@ -20,6 +20,7 @@ import pytest
 
 from downloadjobs_embedded.stack import Stack, free_port
 from downloadjobs_embedded.supervisor import terminate
+from tests.e2e.support import running_stack
 
 CONF = Path(__file__).parents[2] / "deploy" / "nginx" / "downloadjobs.conf"
 FILES = list(range(70040, 70052))  # 12 files at 3 s each: about 36 s of processing
@@ -47,8 +48,7 @@ def shipped_config(listen: int, upstream: str) -> str:
 
 @pytest.fixture(scope="module")
 def slow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state = Path(tmp_path_factory.mktemp("nginx-stack"))
-    with Stack(state, worker_delay_ms=(3000, 3000)) as stack:
+    with running_stack(tmp_path_factory, "nginx-stack", delay_ms=(3000, 3000)) as stack:
         yield stack
 
 

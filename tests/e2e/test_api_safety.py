@@ -13,7 +13,6 @@ import socketserver
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ import pytest
 from downloadjobs import model
 from downloadjobs_embedded.stack import Stack, free_port
 from tests.e2e.client import TERMINAL, TIMEOUT
+from tests.e2e.support import running_stack
 
 TOKENS = {"t-alice": "alice", "t-bob": "bob", "t-carol": "carol", "t-dave": "dave"}
 ALICE = {"Authorization": "Bearer t-alice"}
@@ -82,16 +82,14 @@ class Pipe(socketserver.BaseRequestHandler):
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state = Path(tmp_path_factory.mktemp("guarded"))
     env = {
         "DOWNLOADJOBS_API_AUTH_MODE": "token",
         "DOWNLOADJOBS_API_TOKENS": json.dumps(TOKENS),
         "DOWNLOADJOBS_API_MAX_ACTIVE_JOBS_PER_OWNER": "3",
         "DOWNLOADJOBS_API_POLL_RATE": "300/minute",
         "DOWNLOADJOBS_API_INITIATE_RATE": "100/minute",
-        "DOWNLOADJOBS_OPERATOR_RECONCILE_INTERVAL": "2",
     }
-    with Stack(state, worker_delay_ms=(100, 200), backoff_base=0.5, extra_env=env) as stack:
+    with running_stack(tmp_path_factory, "guarded", delay_ms=(100, 200), operator=env) as stack:
         yield stack
 
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from downloadjobs_embedded.stack import Stack
+from tests.e2e.support import running_stack
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 PHASES = "examples,coverage,fuzzing,stateful"
@@ -28,8 +29,8 @@ EXAMPLES = 100  # per operation and phase: well over 1000 requests in all
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state = Path(tmp_path_factory.mktemp("fuzzed"))
     env = {
+        "DOWNLOADJOBS_OPERATOR_RECONCILE_INTERVAL": "30",  # the default: the fuzzer makes many
         # Generated bodies start real jobs: few run at once, and the rest get a quick 429.
         "DOWNLOADJOBS_OPERATOR_MAX_RUNNING": "2",
         "DOWNLOADJOBS_API_MAX_ACTIVE_JOBS_PER_OWNER": "4",
@@ -37,7 +38,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # As `make dev` runs it: CORS headers on every answer are part of what is checked.
         "DOWNLOADJOBS_API_CORS_ORIGINS": "*",
     }
-    with Stack(state, extra_env=env) as stack:
+    with running_stack(tmp_path_factory, "fuzzed", operator=env) as stack:
         yield stack
 
 

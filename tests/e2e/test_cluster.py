@@ -24,15 +24,13 @@ from downloadjobs_embedded.stack import Stack, free_port
 from downloadjobs_operator.manifests import build_job
 from downloadjobs_operator.settings import OperatorSettings
 from tests.e2e.client import TIMEOUT, initiate, poll
-from tests.e2e.test_lifecycle import wait_for
+from tests.e2e.support import running_stack, wait_for
 
 
 @pytest.fixture(scope="module")
 def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Workers slow enough (about 1 s a file) to be caught running."""
-    state = Path(tmp_path_factory.mktemp("cluster"))
-    operator = {"DOWNLOADJOBS_OPERATOR_RECONCILE_INTERVAL": "2"}
-    with Stack(state, worker_delay_ms=(800, 1000), backoff_base=0.5, extra_env=operator) as stack:
+    with running_stack(tmp_path_factory, "cluster", delay_ms=(800, 1000)) as stack:
         yield stack
 
 

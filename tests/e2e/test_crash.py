@@ -10,7 +10,6 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from downloadjobs import model
 from downloadjobs_embedded.stack import Stack
 from tests.e2e.client import TIMEOUT, initiate
+from tests.e2e.support import running_stack
 
 BURST = 200
 KILLS = 3
@@ -33,8 +33,7 @@ def burst_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # Finished Jobs must outlive the test, or the duplicate count misses them.
         "DOWNLOADJOBS_OPERATOR_TTL_SECONDS_AFTER_FINISHED": "3600",
     }
-    state = Path(tmp_path_factory.mktemp("burst"))
-    with Stack(state, backoff_base=0.5, extra_env=operator) as stack:
+    with running_stack(tmp_path_factory, "burst", operator=operator) as stack:
         yield stack
 
 

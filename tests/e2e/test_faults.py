@@ -7,7 +7,6 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,16 +15,15 @@ from botocore.exceptions import ClientError
 from downloadjobs import s3
 from downloadjobs_embedded import s3server
 from downloadjobs_embedded.stack import Stack
-from tests.e2e.client import initiate, poll
-from tests.e2e.test_lifecycle import status, wait_for
+from tests.e2e.client import initiate, poll, status
+from tests.e2e.support import running_stack, wait_for
 
 
 @pytest.fixture(scope="module")
 def flaky(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     operator = {"DOWNLOADJOBS_OPERATOR_RECONCILE_INTERVAL": "5"}
-    state = Path(tmp_path_factory.mktemp("flaky"))
-    with Stack(
-        state, worker_delay_ms=(300, 600), backoff_base=0.5, extra_env=operator, s3_fault_rate=0.3
+    with running_stack(
+        tmp_path_factory, "flaky", delay_ms=(300, 600), operator=operator, s3_fault_rate=0.3
     ) as stack:
         yield stack
 
@@ -59,7 +57,9 @@ def test_worker_killed_mid_upload_completes_on_the_next_attempt(flaky: Stack) ->
     watcher = threading.Thread(target=watch_key)
     watcher.start()
     try:
-        wait_for(lambda: 10 < status(flaky, job_id)["progress"] < 90, what="an upload underway")
+        wait_for(
+            lambda: 10 < status(flaky.api_url, job_id)["progress"] < 90, what="an upload underway"
+        )
         pids = [pid for pod, pid in flaky.pod_processes() if job_id in pod]
         assert len(pids) == 1
         os.killpg(pids[0], signal.SIGKILL)

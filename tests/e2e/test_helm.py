@@ -39,7 +39,7 @@ from downloadjobs_embedded import s3server
 from downloadjobs_embedded.stack import Stack, free_port
 from tests.chart.helpers import CHART, find_tool
 from tests.e2e.client import TIMEOUT, initiate, poll
-from tests.e2e.test_lifecycle import wait_for
+from tests.e2e.support import wait_for
 
 RELEASE = "dj"
 FULLNAME = f"{RELEASE}-downloadjobs"

@@ -8,7 +8,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +17,8 @@ import pytest
 from downloadjobs import model, s3
 from downloadjobs_embedded import s3server
 from downloadjobs_embedded.stack import Stack, free_port
-from tests.e2e.client import TIMEOUT, initiate, poll, scrape
+from tests.e2e.client import TIMEOUT, initiate, poll, scrape, status
+from tests.e2e.support import running_stack, wait_for, wait_nothing_left
 
 CAP = 5
 METRICS_PORT = free_port()
@@ -32,8 +32,7 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "DOWNLOADJOBS_OPERATOR_BACKOFF_LIMIT": "1",
         "DOWNLOADJOBS_OPERATOR_METRICS_PORT": str(METRICS_PORT),
     }
-    state = Path(tmp_path_factory.mktemp("capped"))
-    with Stack(state, worker_delay_ms=(300, 600), backoff_base=0.5, extra_env=operator) as stack:
+    with running_stack(tmp_path_factory, "capped", delay_ms=(300, 600), operator=operator) as stack:
         yield stack
 
 
@@ -45,43 +44,6 @@ def running(jobs: list[dict[str, Any]]) -> list[str]:
         if not j["spec"].get("suspend")
         and not {c["type"] for c in (j.get("status") or {}).get("conditions", [])} & finished
     ]
-
-
-def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def nothing_left(stack: Stack, job_id: str) -> bool:
-    found = leftovers(stack, job_id)
-    nothing_left.last = found  # type: ignore[attr-defined]
-    return not any(found.values())
-
-
-def status(stack: Stack, job_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{stack.api_url}/v1/download/status/{job_id}", timeout=TIMEOUT)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def leftovers(stack: Stack, job_id: str) -> dict[str, Any]:
-    """Whatever a finished-off job might leave behind."""
-    client = s3.client(stack.s3_settings, credentials=s3server.BOTO_CREDENTIALS)
-    key = stack.s3_settings.bundle_key(stack.namespace, job_id)
-    uploads = client.list_multipart_uploads(Bucket=stack.s3_settings.bundle_bucket, Prefix=key)
-    objects = client.list_objects_v2(Bucket=stack.s3_settings.bundle_bucket, Prefix=key)
-    return {
-        "jobs": [j["metadata"]["name"] for j in stack.jobs() if job_id in j["metadata"]["name"]],
-        "processes": [pod for pod, _ in stack.pod_processes() if job_id in pod],
-        "uploads": uploads.get("Uploads", []),
-        "objects": objects.get("Contents", []),
-    }
 
 
 def test_admission_is_capped_fifo_with_falling_positions(capped: Stack) -> None:
@@ -129,21 +91,22 @@ def test_cancel_while_processing_and_while_queued(capped: Stack) -> None:
     many = list(range(70000, 70040))  # 40 files, about 20 s of work each
     busy = [initiate(capped.api_url, many) for _ in range(CAP + 1)]
     processing, queued = busy[0], busy[-1]
-    wait_for(lambda: status(capped, processing)["status"] == "processing", what="processing")
-    wait_for(lambda: status(capped, processing)["progress"] > 0, what="progress")
-    assert status(capped, queued)["status"] == "queued"
-    wait_for(lambda: status(capped, queued)["queuePosition"] == 1, what="queue position 1")
+    wait_for(
+        lambda: status(capped.api_url, processing)["status"] == "processing", what="processing"
+    )
+    wait_for(lambda: status(capped.api_url, processing)["progress"] > 0, what="progress")
+    assert status(capped.api_url, queued)["status"] == "queued"
+    wait_for(lambda: status(capped.api_url, queued)["queuePosition"] == 1, what="queue position 1")
 
     for job_id in (queued, processing):  # the queued one first: else it takes the freed slot
         response = httpx.delete(f"{capped.api_url}/v1/download/jobs/{job_id}", timeout=TIMEOUT)
         assert response.status_code == 202, response.text
     for job_id in (processing, queued):
-        wait_for(lambda j=job_id: status(capped, j)["status"] == "cancelled", what="cancelled")
-        try:
-            wait_for(lambda j=job_id: nothing_left(capped, j), what=f"nothing left of {job_id}")
-        except AssertionError:
-            raise AssertionError(nothing_left.last) from None  # type: ignore[attr-defined]
-    assert status(capped, queued)["startedAt"] is None, "a cancelled queued job never ran"
+        wait_for(
+            lambda j=job_id: status(capped.api_url, j)["status"] == "cancelled", what="cancelled"
+        )
+        wait_nothing_left(capped, job_id)
+    assert status(capped.api_url, queued)["startedAt"] is None, "a cancelled queued job never ran"
     for job_id in busy[1:-1]:
         httpx.delete(f"{capped.api_url}/v1/download/jobs/{job_id}", timeout=TIMEOUT)
 
@@ -155,13 +118,13 @@ def test_cancel_after_completion_is_409(capped: Stack) -> None:
     assert response.status_code == 409
     assert response.json()["error"] == "CONFLICT"
     assert "completed already" in response.json()["message"]
-    assert status(capped, job_id)["status"] == "completed"
+    assert status(capped.api_url, job_id)["status"] == "completed"
     assert httpx.delete(f"{capped.api_url}/v1/download/jobs/nope").status_code == 404
 
 
 def test_kubectl_style_delete_stops_everything(capped: Stack) -> None:
     job_id = initiate(capped.api_url, list(range(70000, 70040)))
-    wait_for(lambda: status(capped, job_id)["progress"] > 0, what="progress")
+    wait_for(lambda: status(capped.api_url, job_id)["progress"] > 0, what="progress")
     kubernetes.client.CustomObjectsApi(capped.client).delete_namespaced_custom_object(
         model.GROUP, model.VERSION, capped.namespace, model.PLURAL, job_id
     )
@@ -169,10 +132,7 @@ def test_kubectl_style_delete_stops_everything(capped: Stack) -> None:
         lambda: job_id not in [d["metadata"]["name"] for d in capped.downloadjobs()],
         what="the resource to go (its finalizer released)",
     )
-    try:
-        wait_for(lambda: nothing_left(capped, job_id), what="nothing left")
-    except AssertionError:
-        raise AssertionError(nothing_left.last) from None  # type: ignore[attr-defined]
+    wait_nothing_left(capped, job_id)
     assert httpx.get(f"{capped.api_url}/v1/download/status/{job_id}").status_code == 404
 
 
@@ -204,7 +164,7 @@ def test_dead_letter_is_labelled_and_replayed(capped: Stack) -> None:
     response = httpx.post(f"{capped.api_url}/v1/download/jobs/{job_id}/retry", timeout=TIMEOUT)
     assert response.status_code == 202, response.text
     final = wait_for(
-        lambda: (s := status(capped, job_id))["status"] == "completed" and s,
+        lambda: (s := status(capped.api_url, job_id))["status"] == "completed" and s,
         timeout=90,
         what="the replay to complete",
     )
@@ -238,11 +198,11 @@ def test_a_burst_of_create_then_delete_ends_all_cancelled(capped: Stack) -> None
         ids = list(pool.map(create_then_delete, range(60)))
     ended = {"cancelled", "completed"}
     wait_for(
-        lambda: {status(capped, j)["status"] for j in ids} <= ended,
+        lambda: {status(capped.api_url, j)["status"] for j in ids} <= ended,
         timeout=180,
         what="every job ended",
     )
-    outcomes = Counter(status(capped, j)["status"] for j in ids)
+    outcomes = Counter(status(capped.api_url, j)["status"] for j in ids)
     print(f"\n60 create-then-delete: {dict(outcomes)}")
     assert outcomes["cancelled"] > outcomes["completed"], outcomes
     assert poll(capped.api_url, initiate(capped.api_url, [70003]))[0]["status"] == "completed"

@@ -7,13 +7,12 @@ replica's keep-alive expires, and no job is lost or doubled.
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from downloadjobs_embedded.stack import PEERING, Stack
 from tests.e2e.client import initiate, poll
-from tests.e2e.test_lifecycle import wait_for
+from tests.e2e.support import running_stack, wait_for
 
 LIFETIME = 5
 
@@ -22,12 +21,10 @@ LIFETIME = 5
 def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     operator = {
         "DOWNLOADJOBS_OPERATOR_PEERING_LIFETIME": str(LIFETIME),
-        "DOWNLOADJOBS_OPERATOR_RECONCILE_INTERVAL": "2",
         "DOWNLOADJOBS_OPERATOR_MAX_RUNNING": "4",
     }
-    state = Path(tmp_path_factory.mktemp("replicated"))
-    with Stack(
-        state, worker_delay_ms=(200, 400), backoff_base=0.5, extra_env=operator, operators=2
+    with running_stack(
+        tmp_path_factory, "replicated", delay_ms=(200, 400), operator=operator, operators=2
     ) as stack:
         yield stack
 

@@ -24,8 +24,8 @@ from botocore.exceptions import ClientError
 from downloadjobs import s3
 from downloadjobs_embedded import s3server
 from downloadjobs_embedded.stack import Stack
-from tests.e2e.client import initiate, poll
-from tests.e2e.test_lifecycle import status, wait_for
+from tests.e2e.client import initiate, poll, status
+from tests.e2e.support import running_stack, wait_for
 from tests.unit.zipcheck import unzip_test
 
 IDS = list(s3server.SAMPLE_IDS)  # 100 files, 28 MiB: six 5 MiB parts
@@ -39,12 +39,8 @@ def resuming(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "DOWNLOADJOBS_WORKER_PART_SIZE": str(5 * 1024 * 1024),
         "DOWNLOADJOBS_WORKER_PROGRESS_INTERVAL": "0.2",
     }
-    operator = {
-        "DOWNLOADJOBS_OPERATOR_RECONCILE_INTERVAL": "2",
-        "DOWNLOADJOBS_OPERATOR_WORKER_ENV": json.dumps(worker),
-    }
-    state = Path(tmp_path_factory.mktemp("resume"))
-    with Stack(state, backoff_base=0.5, extra_env=operator) as stack:
+    operator = {"DOWNLOADJOBS_OPERATOR_WORKER_ENV": json.dumps(worker)}
+    with running_stack(tmp_path_factory, "resume", operator=operator) as stack:
         yield stack
 
 
@@ -73,7 +69,7 @@ def test_a_worker_killed_at_80_percent_is_resumed_by_the_next_pod(
     watcher = threading.Thread(target=watch_key)
     watcher.start()
     try:
-        wait_for(lambda: status(stack, job_id)["progress"] >= 78, timeout=120, what="80 %")
+        wait_for(lambda: status(stack.api_url, job_id)["progress"] >= 78, timeout=120, what="80 %")
         pids = [pid for pod, pid in stack.pod_processes() if job_id in pod]
         assert len(pids) == 1
         os.killpg(pids[0], signal.SIGKILL)

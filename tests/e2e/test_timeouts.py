@@ -8,15 +8,14 @@ import contextlib
 import os
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from downloadjobs import model
 from downloadjobs_embedded.stack import Stack, free_port
-from tests.e2e.client import initiate, poll, scrape
-from tests.e2e.test_lifecycle import status, wait_for
+from tests.e2e.client import initiate, poll, scrape, status
+from tests.e2e.support import running_stack, wait_for
 
 STALL_SECONDS = 10
 DEADLINE_SECONDS = 45
@@ -28,11 +27,11 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     operator = {
         "DOWNLOADJOBS_OPERATOR_STALL_SECONDS": str(STALL_SECONDS),
         "DOWNLOADJOBS_OPERATOR_ACTIVE_DEADLINE_SECONDS": str(DEADLINE_SECONDS),
-        "DOWNLOADJOBS_OPERATOR_RECONCILE_INTERVAL": "2",
         "DOWNLOADJOBS_OPERATOR_METRICS_PORT": str(METRICS_PORT),
     }
-    state = Path(tmp_path_factory.mktemp("limited"))
-    with Stack(state, worker_delay_ms=(400, 600), backoff_base=0.5, extra_env=operator) as stack:
+    with running_stack(
+        tmp_path_factory, "limited", delay_ms=(400, 600), operator=operator
+    ) as stack:
         yield stack
 
 
@@ -49,7 +48,9 @@ def event_reasons(stack: Stack, job_id: str) -> list[str]:
 def test_a_stalled_worker_is_replaced_and_the_job_completes(limited: Stack) -> None:
     before = scrape(METRICS_PORT)
     job_id = initiate(limited.api_url, list(range(70000, 70015)))
-    wait_for(lambda: status(limited, job_id)["progress"] > 0, what="the first attempt's progress")
+    wait_for(
+        lambda: status(limited.api_url, job_id)["progress"] > 0, what="the first attempt's progress"
+    )
     ((frozen_pod, pid),) = pod_processes(limited, job_id)
     os.killpg(pid, signal.SIGSTOP)  # alive, but silent: no heartbeat, no bytes
     try:

@@ -49,8 +49,11 @@ class FakeCluster:
     def delete_job(self, namespace: str, name: str) -> None:
         self.jobs_deleted = [*getattr(self, "jobs_deleted", []), name]
 
-    def patch_metadata(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    def patch_metadata(
+        self, namespace: str, name: str, patch: dict[str, Any], *, version: str | None = None
+    ) -> bool:
         self.metadata_patches = [*getattr(self, "metadata_patches", []), patch]
+        return True
 
     def post_event_once(self, body: dict[str, Any], name: str, reason: str, message: str) -> bool:
         self.events = [*getattr(self, "events", []), (name, reason, message)]
@@ -199,7 +202,8 @@ def test_a_retry_set_before_the_operator_saw_it_is_replayed_or_dropped() -> None
     assert cluster.status_patches[-1]["phase"] == "Queued"
     # A stray retry on a new job is removed and the job queued as usual.
     cluster = FakeCluster()
-    assert actions.arrive(context(cluster), annotated({}, model.ANNOTATION_RETRY)) == "created"
+    ctx = context(cluster, reuse_bundles=False)
+    assert actions.arrive(ctx, annotated({}, model.ANNOTATION_RETRY)) == "created"
     assert cluster.metadata_patches == [{"annotations": {model.ANNOTATION_RETRY: None}}]
     assert len(cluster.created) == 1
     assert cluster.status_patches[-1]["phase"] == "Queued"

@@ -3,10 +3,11 @@
 import threading
 from typing import Any
 
+import pytest
 import urllib3
-from kubernetes.client.exceptions import ApiException
 
 from downloadjobs import model
+from downloadjobs_worker.kubeapi import ApiError
 from downloadjobs_worker.reporter import StatusReporter
 
 
@@ -20,14 +21,21 @@ class FakeApi:
         self.entered = threading.Event()
         self.failures = 0
         self.unreachable = 0
+        self.refusal = 0  # an HTTP status every patch answers, ``refusals`` times
+        self.refusals = 1000
+        self.calls = 0
 
-    def patch_namespaced_custom_object_status(self, *args: Any) -> None:
+    def patch_status(self, *args: Any) -> None:
         self.entered.set()
+        self.calls += 1
+        if self.refusal and self.refusals:
+            self.refusals -= 1
+            raise ApiError(status=self.refusal, reason="refused")
         if self.gate is not None:
             assert self.gate.wait(30), "the test never released the patch"
         if self.failures:
             self.failures -= 1
-            raise ApiException(status=500, reason="flaky")
+            raise ApiError(status=500, reason="flaky")
         if self.unreachable:
             self.unreachable -= 1
             raise urllib3.exceptions.MaxRetryError(None, "/status", "Connection refused")
@@ -119,11 +127,59 @@ def test_progress_carries_a_heartbeat_and_no_progress_follows_the_result() -> No
     assert all(p["heartbeatAt"] for p in api.patches)
 
 
+class SleepingClock(Clock):
+    """A clock that a fake ``sleep`` moves on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 def test_the_result_outlives_an_api_server_that_refuses_connections_a_while() -> None:
     """Seen on a restart of kube-apiserver: the bundle was built, the write refused."""
-    api, slept = FakeApi(), []
+    api, clock = FakeApi(), SleepingClock()
     api.unreachable = 4
-    reporter = StatusReporter(api, "ns", "job", 1.0, sleep=slept.append)
+    reporter = StatusReporter(api, "ns", "job", 1.0, clock=clock, sleep=clock.sleep)
     reporter.final(model.DownloadJobStatus(progress=100))
     assert api.patches[-1]["progress"] == 100
-    assert slept == [2, 4, 8, 10]
+    assert clock.slept == [2, 4, 8, 10]
+
+
+def test_the_result_outlives_a_slow_restart_of_the_api_server() -> None:
+    """
+    CI saw kube-apiserver take longer than half a minute to come back on a loaded
+    machine: a pod that gave up then was replaced, and built the bundle again from 0 %.
+    """
+    api, clock = FakeApi(), SleepingClock()
+    api.unreachable = 20  # about three minutes of refused connections
+    reporter = StatusReporter(api, "ns", "job", 1.0, clock=clock, sleep=clock.sleep)
+    reporter.final(model.DownloadJobStatus(progress=100))
+    assert api.patches[-1]["progress"] == 100
+    assert 120 < sum(clock.slept) < 300
+
+
+def test_the_result_gives_up_after_its_patience_and_on_a_refusal() -> None:
+    api, clock = FakeApi(), SleepingClock()
+    api.unreachable = 1000
+    reporter = StatusReporter(api, "ns", "job", 1.0, clock=clock, sleep=clock.sleep)
+    with pytest.raises(urllib3.exceptions.MaxRetryError):
+        reporter.final(model.DownloadJobStatus(progress=100), patience=60)
+    assert 60 <= sum(clock.slept) <= 70
+    api = FakeApi()
+    api.refusal = 403
+    reporter = StatusReporter(api, "ns", "job", 1.0, clock=clock, sleep=clock.sleep)
+    with pytest.raises(ApiError):
+        reporter.final(model.DownloadJobStatus(progress=100))
+    assert api.calls == 1
+
+
+def test_the_result_retries_a_throttled_write() -> None:
+    api, clock = FakeApi(), SleepingClock()
+    api.refusal, api.refusals = 429, 2
+    reporter = StatusReporter(api, "ns", "job", 1.0, clock=clock, sleep=clock.sleep)
+    reporter.final(model.DownloadJobStatus(progress=100))
+    assert api.calls == 3 and api.patches[-1]["progress"] == 100

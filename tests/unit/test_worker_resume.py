@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from downloadjobs import s3 as s3_module
 from downloadjobs_worker import main
-from tests.unit.test_worker_build import KEY, FakeApi, run, seed, settings
+from tests.unit.worker_runs import KEY, FakeApi, run, seed, settings
 
 CHECKPOINT = f"{KEY}.checkpoint"
 IDS = [70001, 70002, 70003]

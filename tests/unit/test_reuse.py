@@ -1,0 +1,202 @@
+"""
+A bundle built once serves every later job for the same files while none changed,
+and goes only with the last job that points at it (moto S3, a fake cluster).
+"""
+
+import copy
+from typing import Any
+
+import pytest
+
+from downloadjobs import model, resource
+from downloadjobs.settings import S3Settings
+from downloadjobs_operator import actions
+from downloadjobs_operator.settings import OperatorSettings
+
+S3 = S3Settings(source_bucket="src", bundle_bucket="out")
+FILES = [70001, 70002, 90000]  # 90000 is missing
+
+
+class FakeCluster:
+    """DownloadJobs by name; labels selected as the API server selects them."""
+
+    def __init__(self) -> None:
+        self.bodies: dict[str, dict[str, Any]] = {}
+        self.created: list[str] = []
+        self.conflicts = 0  # versioned metadata patches to refuse, as if someone wrote first
+
+    def add(self, body: dict[str, Any]) -> dict[str, Any]:
+        body["metadata"].setdefault("resourceVersion", "1")
+        self.bodies[body["metadata"]["name"]] = body
+        return copy.deepcopy(body)
+
+    def downloadjobs(self, namespace: str, labels: dict[str, str] | None = None) -> list[Any]:
+        return [
+            copy.deepcopy(b)
+            for b in self.bodies.values()
+            if all(
+                (b["metadata"].get("labels") or {}).get(k) == v for k, v in (labels or {}).items()
+            )
+        ]
+
+    def downloadjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.bodies.get(name))
+
+    def _bump(self, body: dict[str, Any]) -> None:
+        body["metadata"]["resourceVersion"] = str(int(body["metadata"]["resourceVersion"]) + 1)
+
+    def patch_metadata(
+        self, namespace: str, name: str, patch: dict[str, Any], *, version: str | None = None
+    ) -> bool:
+        body = self.bodies[name]
+        if version is not None and (
+            self.conflicts or version != body["metadata"]["resourceVersion"]
+        ):
+            self.conflicts = max(self.conflicts - 1, 0)
+            return False
+        for field in ("labels", "annotations"):
+            merged = {**(body["metadata"].get(field) or {}), **patch.get(field, {})}
+            body["metadata"][field] = {k: v for k, v in merged.items() if v is not None}
+        self._bump(body)
+        return True
+
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        body = self.bodies[name]
+        merged = {**resource.status(body), **patch}
+        body["status"] = {k: v for k, v in merged.items() if v is not None}
+        self._bump(body)
+
+    def create_job(self, namespace: str, manifest: dict[str, Any]) -> bool:
+        self.created.append(manifest["metadata"]["name"])
+        return True
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        pass
+
+
+def new(name: str, files: list[int] = FILES) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "ns", "uid": name},
+        "spec": {"fileIds": files, "owner": "alice"},
+    }
+
+
+@pytest.fixture
+def setup(s3: Any) -> tuple[FakeCluster, actions.Context]:
+    for file_id in FILES[:2]:
+        s3.put_object(Bucket="src", Key=S3.source_key(file_id), Body=f"file {file_id}".encode())
+    cluster = FakeCluster()
+    return cluster, actions.Context(cluster, s3, S3, OperatorSettings())  # type: ignore[arg-type]
+
+
+def build(cluster: FakeCluster, ctx: actions.Context, name: str) -> dict[str, Any]:
+    """A job queued, then completed by its worker as the real one would write it."""
+    assert actions.enqueue(ctx, cluster.add(new(name))) is actions.Outcome.CREATED
+    key = cluster.bodies[name]["metadata"]["labels"][model.LABEL_CONTENT_KEY]
+    ctx.s3.put_object(Bucket="out", Key=S3.bundle_key("ns", name), Body=b"PK bundle")
+    result = model.BundleResult(
+        bucket="out",
+        key=S3.bundle_key("ns", name),
+        size=9,
+        checksum_crc32="AAAAAA==",
+        missing_file_ids=[90000],
+        content_key=key,
+    )
+    cluster.patch_status(
+        "ns",
+        name,
+        resource.status_patch(
+            phase=model.Phase.COMPLETED, result=result, files_total=3, bytes_total=20
+        ),
+    )
+    return cluster.bodies[name]
+
+
+def test_the_same_files_again_complete_at_once_with_the_same_bundle(setup: Any) -> None:
+    cluster, ctx = setup
+    first = build(cluster, ctx, "first")
+    again = new("again", list(reversed(FILES)))  # any order: the key sorts the ids
+    assert actions.enqueue(ctx, cluster.add(again)) is actions.Outcome.REUSED
+    assert cluster.created == ["dj-first"]  # no Job for the second
+    body = cluster.bodies["again"]
+    status = model.parse_status(body)
+    assert status.phase is model.Phase.COMPLETED and status.progress == 100
+    assert status.result is not None and status.result.reused is True
+    theirs = model.parse_status(first).result
+    assert theirs is not None
+    assert status.result.model_copy(update={"reused": None}) == theirs
+    assert body["metadata"]["annotations"][model.ANNOTATION_BUNDLE_OF] == "first"
+    assert actions.shared_bundle(ctx, body) == S3.bundle_key("ns", "first")
+    # a third one names the origin too, not the job it happened to find
+    assert actions.enqueue(ctx, cluster.add(new("third"))) is actions.Outcome.REUSED
+    assert cluster.bodies["third"]["metadata"]["annotations"][model.ANNOTATION_BUNDLE_OF] == "first"
+
+
+def test_a_changed_source_gives_a_new_bundle(setup: Any) -> None:
+    cluster, ctx = setup
+    build(cluster, ctx, "first")
+    ctx.s3.put_object(Bucket="src", Key=S3.source_key(70002), Body=b"changed")
+    assert actions.enqueue(ctx, cluster.add(new("after"))) is actions.Outcome.CREATED
+    labels = {
+        b: cluster.bodies[b]["metadata"]["labels"][model.LABEL_CONTENT_KEY] for b in cluster.bodies
+    }
+    assert labels["first"] != labels["after"]
+    ctx.s3.put_object(Bucket="src", Key=S3.source_key(90000), Body=b"now there")
+    assert actions.enqueue(ctx, cluster.add(new("found"))) is actions.Outcome.CREATED
+
+
+@pytest.mark.parametrize("why", ["bundle gone", "being deleted", "not completed", "disabled"])
+def test_no_reuse_of_what_cannot_be_served(setup: Any, why: str) -> None:
+    cluster, ctx = setup
+    first = build(cluster, ctx, "first")
+    if why == "bundle gone":
+        ctx.s3.delete_object(Bucket="out", Key=S3.bundle_key("ns", "first"))
+    elif why == "being deleted":
+        first["metadata"]["deletionTimestamp"] = "2026-11-29T00:00:00Z"
+    elif why == "not completed":
+        first["status"]["phase"] = "Processing"
+    else:
+        ctx = actions.Context(cluster, ctx.s3, S3, OperatorSettings(reuse_bundles=False))
+    assert actions.enqueue(ctx, cluster.add(new("again"))) is actions.Outcome.CREATED
+    assert cluster.created == ["dj-first", "dj-again"]
+
+
+def test_a_job_changed_meanwhile_is_decided_again_from_what_was_written(setup: Any) -> None:
+    """
+    The create handler and an admission pass act on one new job at once: the first
+    queued it (no bundle to reuse then); the second still holds the body from before
+    and now finds a bundle. It must not complete a job whose Job exists.
+    """
+    cluster, ctx = setup
+    stale = cluster.add(new("again"))
+    assert actions.enqueue(ctx, copy.deepcopy(stale)) is actions.Outcome.CREATED
+    build(cluster, ctx, "first")  # a twin completes meanwhile
+    assert actions.enqueue(ctx, stale) is actions.Outcome.CREATED  # the Job, idempotently
+    assert cluster.bodies["again"]["status"]["phase"] == "Queued"
+    assert cluster.created == ["dj-again", "dj-first", "dj-again"]
+
+
+def test_a_shared_bundle_goes_with_the_last_job_that_points_at_it(setup: Any) -> None:
+    cluster, ctx = setup
+    build(cluster, ctx, "first")
+    actions.enqueue(ctx, cluster.add(new("again")))
+    key = S3.bundle_key("ns", "first")
+
+    def delete(name: str) -> None:
+        cluster.bodies[name]["metadata"]["deletionTimestamp"] = "2026-11-29T00:00:00Z"
+        actions.cleanup(ctx, cluster.downloadjob("ns", name) or {})
+        del cluster.bodies[name]
+
+    delete("first")  # the job that built it goes first
+    assert ctx.s3.head_object(Bucket="out", Key=key)["ContentLength"] == 9
+    delete("again")
+    with pytest.raises(ctx.s3.exceptions.ClientError):
+        ctx.s3.head_object(Bucket="out", Key=key)
+
+
+def test_a_job_of_its_own_takes_its_bundle_when_it_goes(setup: Any) -> None:
+    cluster, ctx = setup
+    build(cluster, ctx, "first")
+    actions.cleanup(ctx, cluster.downloadjob("ns", "first") or {})
+    with pytest.raises(ctx.s3.exceptions.ClientError):
+        ctx.s3.head_object(Bucket="out", Key=S3.bundle_key("ns", "first"))
