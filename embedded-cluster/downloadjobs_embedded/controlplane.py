@@ -149,6 +149,8 @@ class ControlPlane:
     controller_manager_port: int
     #: Pod-failure back-off of the Job controller (upstream: 10 s); tests shorten it.
     job_backoff: str | None = None
+    #: Extra kube-controller-manager flags (benchmarks: ``--kube-api-qps=…``).
+    controller_manager_flags: list[str] = attrs.field(factory=list)
 
     @property
     def url(self) -> str:
@@ -250,6 +252,7 @@ class ControlPlane:
             "--endpoint-reconciler-type=none",
             "--profiling=false",
             "--v=0",
+            *self.controller_manager_flags,
         ]
 
     def controller_manager_command(self) -> list[str]:
@@ -269,6 +272,7 @@ class ControlPlane:
             "--leader-elect=false",
             "--profiling=false",
             "--v=0",
+            *self.controller_manager_flags,
         ]
 
     def controller_manager_env(self) -> dict[str, str]:

@@ -101,6 +101,8 @@ class Stack:
     #: process; Running at once, Succeeded this much later), for benchmarks of the
     #: control path. None: pods run as processes.
     simulate_pods: float | None = None
+    #: Extra kube-controller-manager flags, e.g. ``["--kube-api-qps=100"]`` (benchmarks).
+    controller_manager_flags: list[str] = attrs.field(factory=list)
 
     supervisor: Supervisor = attrs.field(factory=Supervisor, init=False)
     control: controlplane.ControlPlane | None = attrs.field(default=None, init=False)
@@ -211,6 +213,7 @@ class Stack:
             apiserver_port=self.kube_port,
             controller_manager_port=self.controller_manager_port,
             job_backoff=f"{self.backoff_base}s",
+            controller_manager_flags=self.controller_manager_flags,
         )
         control.prepare()
         (control.state_dir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
