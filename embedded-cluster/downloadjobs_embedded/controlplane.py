@@ -252,7 +252,6 @@ class ControlPlane:
             "--endpoint-reconciler-type=none",
             "--profiling=false",
             "--v=0",
-            *self.controller_manager_flags,
         ]
 
     def controller_manager_command(self) -> list[str]:
