@@ -4,13 +4,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from downloadjobs import kube
 from downloadjobs.settings import KubeSettings, S3Settings
-from downloadjobs_api import cors, errors, frontend, health, logs, openapi, routes
+from downloadjobs_api import cors, docs, errors, frontend, health, logs, openapi, routes
 from downloadjobs_api.cache import Watcher
 from downloadjobs_api.cors import CORSMiddleware
-from downloadjobs_api.identity import Identity
+from downloadjobs_api.identity import AuthenticationMiddleware, Identity
 from downloadjobs_api.jobs import JobService
 from downloadjobs_api.metrics import Metrics
 from downloadjobs_api.middleware import BodyLimitMiddleware, RequestIdMiddleware
@@ -68,6 +69,9 @@ def create_app(
             "answer is 429 with Retry-After."
         ),
         lifespan=lifespan,
+        # Served by the docs module from a pinned package, never from a CDN; no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     identity = Identity(settings)
     metrics = Metrics(jobs.cache)
@@ -76,14 +80,20 @@ def create_app(
     app.state.storage_probe = health.storage_probe(storage)
     app.state.identity = identity
     app.state.metrics = metrics
-    app.state.poller = Poller(jobs, identity, settings.max_wait_seconds)
+    app.state.poller = Poller(
+        jobs, identity, settings.max_wait_seconds, settings.max_long_polls_per_owner
+    )
     app.state.watcher = watcher
     errors.install(app)
     app.include_router(routes.router)
     frontend.install(app)
+    docs.install(app)
     openapi.install(app)
-    # Added innermost first: request ids wrap everything, so even a 413 or 429 has one.
+    # Added innermost first: request ids wrap everything, so even a 413 or 429 has one;
+    # rate limits count a request before the authentication guard can refuse it (bad
+    # credentials count against the address), and the guard runs before any parsing.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(AuthenticationMiddleware, identity=identity)
     app.add_middleware(
         RateLimitMiddleware,
         identity=identity,
@@ -99,4 +109,7 @@ def create_app(
         csp=settings.content_security_policy,
         access_log=settings.access_log,
     )
+    # Outermost: every layer (rate limits, logs) sees the client's address, read from
+    # X-Forwarded-For only when the connection comes from a configured proxy (never '*').
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request, Response
 
 from downloadjobs_api.health import CachedProbe
-from downloadjobs_api.identity import Identity
+from downloadjobs_api.identity import Identity, Unauthenticated
 from downloadjobs_api.jobs import JobService
 from downloadjobs_api.metrics import Metrics
 from downloadjobs_api.polling import NO_STORE
@@ -44,7 +44,10 @@ async def get_metrics(request: Request) -> Metrics:
 async def get_owner(request: Request) -> str:
     """Who is asking, by the configured identity mode (401 when unknown)."""
     identity: Identity = request.app.state.identity
-    return identity.owner(request.headers)
+    found = identity.resolve(request.scope)
+    if isinstance(found, Unauthenticated):
+        raise found
+    return found
 
 
 async def get_idempotency_key(

@@ -13,16 +13,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
+from downloadjobs_api.idempotency import IdempotencyMismatch
 from downloadjobs_api.identity import Unauthenticated
-from downloadjobs_api.jobs import (
-    IdempotencyMismatch,
-    InvalidCursor,
-    JobConflict,
-    JobNotFound,
-    KubernetesUnavailable,
-    TooManyActiveJobs,
-)
+from downloadjobs_api.jobs import JobNotFound, KubernetesUnavailable, TooManyActiveJobs
+from downloadjobs_api.paging import InvalidCursor
 from downloadjobs_api.poller import BadPollParameter
+from downloadjobs_api.presenter import JobConflict
+from downloadjobs_api.schemas import ErrorResponse
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +46,10 @@ def request_id(request: Request) -> str:
 
 
 def envelope(request: Request, status: int, message: str, error: str | None = None) -> JSONResponse:
-    body = {
-        "error": error or _CODES.get(status, "ERROR"),
-        "message": message,
-        "requestId": request_id(request),
-    }
-    return JSONResponse(body, status_code=status)
+    body = ErrorResponse(
+        error=error or _CODES.get(status, "ERROR"), message=message, requestId=request_id(request)
+    )
+    return JSONResponse(body.model_dump(), status_code=status)
 
 
 def _describe(exc: RequestValidationError) -> str:

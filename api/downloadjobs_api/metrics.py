@@ -21,9 +21,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import Scope
 
-from downloadjobs import model
+from downloadjobs import model, resource
 from downloadjobs_api.cache import JobCache
-from downloadjobs_api.jobs import phase_of
 
 
 class CacheCollector(Collector):
@@ -45,7 +44,7 @@ class CacheCollector(Collector):
         )
         synced.add_metric([], 0.0 if self.cache.stale else 1.0)
         yield synced
-        phases = collections.Counter(phase_of(b).value for b in self.cache.values())
+        phases = collections.Counter(resource.phase(b).value for b in self.cache.values())
         by_phase = GaugeMetricFamily(
             "downloadjobs_api_jobs", "DownloadJobs by phase, as cached.", labels=["phase"]
         )

@@ -1,6 +1,5 @@
 """Cross-cutting HTTP concerns as plain ASGI middleware: request ids, headers, body limits."""
 
-import json
 import logging
 import time
 import uuid
@@ -11,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from downloadjobs_api import logs
 from downloadjobs_api.metrics import Metrics
+from downloadjobs_api.schemas import ErrorResponse
 
 access = logging.getLogger("downloadjobs_api.access")
 
@@ -68,10 +68,7 @@ class RequestIdMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = rid
         token = logs.request_id.set(rid)
-        # The Swagger UI at /docs loads its script from a CDN; every other page is ours.
-        extra = [(b"x-request-id", rid.encode()), *self.security]
-        if not scope["path"].startswith("/docs"):
-            extra += self.csp
+        extra = [(b"x-request-id", rid.encode()), *self.security, *self.csp]
         started = time.perf_counter()
         code = 500
 
@@ -179,9 +176,8 @@ async def send_error(
 ) -> None:
     """The error envelope ``{error, message, requestId}``, sent by a middleware."""
     state: dict[str, Any] = scope.get("state", {})
-    body = json.dumps(
-        {"error": error, "message": message, "requestId": state.get("request_id", "")}
-    ).encode()
+    envelope = ErrorResponse(error=error, message=message, requestId=state.get("request_id", ""))
+    body = envelope.model_dump_json().encode()
     await send(
         {
             "type": "http.response.start",

@@ -10,7 +10,7 @@ import datetime
 import math
 from typing import Any
 
-from downloadjobs import model
+from downloadjobs import model, resource
 
 #: Bounds of the suggested poll interval, in seconds.
 MIN_INTERVAL = 1
@@ -107,13 +107,8 @@ NO_CACHE = "private, no-cache"
 
 def cache_control(body: dict[str, Any]) -> str:
     """A completed job's answer carries a presigned URL (its 304 stands for one): never stored."""
-    status = body.get("status") or {}
-    return NO_STORE if status.get("phase") == "Completed" and status.get("result") else NO_CACHE
-
-
-def phase_terminal(body: dict[str, Any]) -> bool:
-    raw = (body.get("status") or {}).get("phase")
-    return raw in ("Completed", "Failed", "Cancelled")
+    done = resource.phase(body) is model.Phase.COMPLETED and resource.status(body).get("result")
+    return NO_STORE if done else NO_CACHE
 
 
 def retry_after_of(body: dict[str, Any], now: datetime.datetime) -> int | None:
@@ -121,18 +116,13 @@ def retry_after_of(body: dict[str, Any], now: datetime.datetime) -> int | None:
     :func:`retry_after` straight from a resource body, for the 304 answer: the
     cheapest poll should not pay for validating the whole status.
     """
-    raw = body.get("status") or {}
-    try:
-        phase = model.Phase(raw.get("phase") or model.Phase.QUEUED)
-    except ValueError:
-        phase = model.Phase.QUEUED
+    phase = resource.phase(body)
+    started = resource.started_at(body)
     eta = None
-    if phase is model.Phase.PROCESSING and raw.get("startedAt"):
+    if phase is model.Phase.PROCESSING and started is not None:
+        done, total = resource.byte_counts(body)
         status = model.DownloadJobStatus(
-            phase=phase,
-            started_at=datetime.datetime.fromisoformat(raw["startedAt"].replace("Z", "+00:00")),
-            bytes_done=raw.get("bytesDone"),
-            bytes_total=raw.get("bytesTotal"),
+            phase=phase, started_at=started, bytes_done=done, bytes_total=total
         )
         eta = eta_seconds(status, now)
-    return retry_after(phase, raw.get("queuePosition"), eta)
+    return retry_after(phase, resource.queue_position(body), eta)

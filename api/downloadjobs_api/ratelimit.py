@@ -18,7 +18,6 @@ import re
 import threading
 import time
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from downloadjobs_api.identity import Identity
@@ -99,9 +98,7 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or scope["path"] in UNLIMITED:
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        client = scope.get("client")
-        key = self.identity.client_key(headers, client[0] if client else None)
+        key = self.identity.client_key(scope)
         reads = scope["method"] in _READS
         window = self.poll if reads else self.write
         kind = "poll" if reads else "write"

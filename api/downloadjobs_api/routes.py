@@ -20,6 +20,7 @@ from downloadjobs_api.deps import (
 from downloadjobs_api.deps import Traceparent as TraceparentDep
 from downloadjobs_api.poller import Poller
 from downloadjobs_api.polling import NO_STORE
+from downloadjobs_api.settings import LONG_POLL_CAP
 
 #: A job id is the DownloadJob's name: a DNS subdomain (UUIDs for the API's own).
 JOB_ID_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
@@ -105,7 +106,7 @@ POLL_PARAMETERS: dict[str, Any] = {
             "in": "query",
             "required": False,
             "description": "Long-poll: answer as soon as the job changes, or after this many s.",
-            "schema": {"type": "integer", "minimum": 0, "maximum": 25},
+            "schema": {"type": "integer", "minimum": 0, "maximum": LONG_POLL_CAP},
         },
         {
             "name": "If-None-Match",
@@ -118,7 +119,7 @@ POLL_PARAMETERS: dict[str, Any] = {
             "name": "Prefer",
             "in": "header",
             "required": False,
-            "description": "RFC 7240; `wait=N` is a long-poll (N is capped at 25).",
+            "description": f"RFC 7240; `wait=N` is a long-poll (N is capped at {LONG_POLL_CAP}).",
             "schema": {"type": "string"},
         },
     ]

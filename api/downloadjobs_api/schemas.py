@@ -41,7 +41,10 @@ class CheckResponse(BaseModel):
 
 
 class DownloadResult(BaseModel):
-    """The finished bundle. ``downloadUrl`` is minted afresh for every answer."""
+    """
+    The finished bundle. ``downloadUrl`` is presigned by the API: polls reuse one
+    while three quarters of its lifetime are left; ``/file`` signs a new one each time.
+    """
 
     downloadUrl: str
     expiresAt: datetime.datetime

@@ -1,12 +1,17 @@
 """Settings of the API process (``DOWNLOADJOBS_API_*``)."""
 
 import enum
+import ipaddress
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: The longest long-poll a client may ask for (``waitSeconds``, ``Prefer: wait``): well
+#: inside any proxy's timeout (nginx and load balancers cut at 30 to 60 s).
+LONG_POLL_CAP = 25
 
 
 class AuthMode(enum.StrEnum):
@@ -42,6 +47,40 @@ class ApiSettings(BaseSettings):
     identity_header: str = Field(
         default="X-Forwarded-User", description="Header carrying the owner (header mode)."
     )
+    proxy_secret: str = Field(
+        default="",
+        description=(
+            "Header mode: a secret the authenticating proxy sends in proxy_secret_header with "
+            "every request; requests without it are 401. Empty: not checked (then only the "
+            "proxy may reach the API: the chart's NetworkPolicy)."
+        ),
+    )
+    proxy_secret_file: Path | None = Field(
+        default=None, description="A file holding proxy_secret (a mounted Secret)."
+    )
+    proxy_secret_header: str = Field(
+        default="X-Proxy-Secret", description="Header carrying proxy_secret (header mode)."
+    )
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description=(
+            "Proxies (IP addresses or networks, comma-separated) whose X-Forwarded-For and "
+            "X-Forwarded-Proto are believed: the client is the last address in "
+            "X-Forwarded-For that is not one of them. Never '*': a client would choose its "
+            "own address, and so its own rate limit."
+        ),
+    )
+    idempotency_secret: str = Field(
+        default="",
+        description=(
+            "Key of the HMAC that names a job after (owner, Idempotency-Key), shared by every "
+            "replica (a Secret). Empty: a random key per process (replays then hold within "
+            "one process only)."
+        ),
+    )
+    idempotency_secret_file: Path | None = Field(
+        default=None, description="A file holding idempotency_secret (a mounted Secret)."
+    )
 
     poll_rate: str = Field(
         default="600/minute",
@@ -57,7 +96,35 @@ class ApiSettings(BaseSettings):
         default=24 * 3600, ge=60, description="How long an Idempotency-Key is honoured."
     )
     max_wait_seconds: int = Field(
-        default=25, ge=0, le=25, description="Longest long-poll (waitSeconds, Prefer: wait)."
+        default=LONG_POLL_CAP,
+        ge=0,
+        le=LONG_POLL_CAP,
+        description="Longest long-poll (waitSeconds, Prefer: wait).",
+    )
+    max_long_polls_per_owner: int = Field(
+        default=10,
+        ge=0,
+        description=(
+            "Long-polls one owner (or, unauthenticated, one address) may hold open at once "
+            "per replica; the ones beyond answer at once without waiting."
+        ),
+    )
+    max_connections: int = Field(
+        default=2000,
+        ge=1,
+        description=(
+            "Connections and requests in flight per process (uvicorn's limit_concurrency); "
+            "beyond it uvicorn answers 503 at once."
+        ),
+    )
+    negative_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description=(
+            "How long a job id the API server did not know is remembered as missing, so a "
+            "missing job answers 404 as fast as another owner's."
+        ),
     )
     watch_timeout_seconds: int = Field(
         default=300, ge=5, description="Each watch request's server-side timeout; then resume."
@@ -75,7 +142,7 @@ class ApiSettings(BaseSettings):
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
             "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
         ),
-        description="Content-Security-Policy of every response but the Swagger UI at /docs.",
+        description="Content-Security-Policy of every response (the Swagger UI at /docs too).",
     )
 
     @field_validator("cors_origins", mode="before")
@@ -88,6 +155,43 @@ class ApiSettings(BaseSettings):
                 return json.loads(text)
             return [origin.strip() for origin in text.split(",") if origin.strip()]
         return value
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> Any:
+        """A comma-separated list or a JSON list of addresses or networks; never ``*``."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                value = json.loads(text)
+            else:
+                value = [item.strip() for item in text.split(",") if item.strip()]
+        if isinstance(value, list):
+            for item in value:
+                if not isinstance(item, str):
+                    raise ValueError("forwarded_allow_ips: addresses or networks as strings")
+                if "*" in item:
+                    raise ValueError(
+                        "forwarded_allow_ips may not be '*': any client could then choose its "
+                        "own address (and rate limit); list the proxies' addresses or networks"
+                    )
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"forwarded_allow_ips: {item!r} is no address") from exc
+        return value
+
+    def the_proxy_secret(self) -> str:
+        """The proxy secret of the settings, or of its file."""
+        if self.proxy_secret_file is not None:
+            return self.proxy_secret_file.read_text().strip()
+        return self.proxy_secret
+
+    def the_idempotency_secret(self) -> str:
+        """The idempotency secret of the settings, or of its file."""
+        if self.idempotency_secret_file is not None:
+            return self.idempotency_secret_file.read_text().strip()
+        return self.idempotency_secret
 
     def all_tokens(self) -> dict[str, str]:
         """The tokens of the settings and of the tokens file together."""

@@ -1,4 +1,12 @@
-"""S3 access for the API: availability checks and presigned download URLs."""
+"""
+S3 access for the API: availability checks and presigned download URLs.
+
+A URL is signed for the one object a job's bundle can be: the configured bundle
+bucket, at the key the worker writes it to (``S3Settings.bundle_key`` of the
+namespace and the job id). Never for a bucket or key read from the job's status:
+a worker may write any status, and a URL to whatever it named would hand another
+owner's bundle (or a source file) to this job's owner.
+"""
 
 import datetime
 import threading
@@ -41,21 +49,28 @@ class Storage:
             file_id=file_id, available=True, s3Key=key, size=head["ContentLength"]
         )
 
+    def bundle(self, namespace: str, job_id: str) -> tuple[str, str]:
+        """The bucket and key of job ``job_id``'s bundle in ``namespace``."""
+        return self.settings.bundle_bucket, self.settings.bundle_key(namespace, job_id)
+
     def presign(
-        self, result: model.BundleResult, job_id: str, reuse: bool = True
+        self, namespace: str, job_id: str, reuse: bool = True, *, origin: str | None = None
     ) -> tuple[str, datetime.datetime]:
         """
-        A short-lived GET URL for the bundle, signed for the browser-facing
-        endpoint, and when it expires. With ``reuse``, the one signed last for
-        this bundle while it has at least :data:`REUSE_SHARE` of its lifetime
-        left; else (and without ``reuse``) a new one.
+        A short-lived GET URL for the job's bundle, signed for the browser-facing
+        endpoint, and when it expires. ``origin`` names the job that built the
+        bundle when this one shares it (from the operator's annotation, never from
+        the status). With ``reuse``, the one signed last for this bundle while it
+        has at least :data:`REUSE_SHARE` of its lifetime left; else (and without
+        ``reuse``) a new one.
         """
-        cache_key = (result.bucket, result.key, job_id)
+        bucket, key = self.bundle(namespace, origin or job_id)
+        cache_key = (bucket, key, job_id)
         now = time.monotonic()
         cached = self._urls.get(cache_key)
         if reuse and cached is not None and now < cached[2]:
             return cached[0], cached[1]
-        url, expires_at = self._sign(result, job_id)
+        url, expires_at = self._sign(bucket, key, job_id)
         reusable_for = (1 - REUSE_SHARE) * self.settings.presign_expiry_seconds
         with self._lock:
             if len(self._urls) >= REUSE_CAPACITY:
@@ -63,13 +78,13 @@ class Storage:
             self._urls[cache_key] = (url, expires_at, now + reusable_for)
         return url, expires_at
 
-    def _sign(self, result: model.BundleResult, job_id: str) -> tuple[str, datetime.datetime]:
+    def _sign(self, bucket: str, key: str, job_id: str) -> tuple[str, datetime.datetime]:
         expiry = self.settings.presign_expiry_seconds
         url: str = self._signer.generate_presigned_url(
             "get_object",
             Params={
-                "Bucket": result.bucket,
-                "Key": result.key,
+                "Bucket": bucket,
+                "Key": key,
                 "ResponseContentDisposition": f'attachment; filename="download-{job_id}.zip"',
             },
             ExpiresIn=expiry,

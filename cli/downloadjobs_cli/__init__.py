@@ -16,12 +16,17 @@ from pathlib import Path
 def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from downloadjobs_api.settings import ApiSettings
+
+    settings = ApiSettings()
     uvicorn.run(
         "downloadjobs_api.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
-        proxy_headers=True,
+        # The app reads X-Forwarded-* itself, from DOWNLOADJOBS_API_FORWARDED_ALLOW_IPS only.
+        proxy_headers=False,
+        limit_concurrency=settings.max_connections,
         log_level=args.log_level,
     )
     return 0

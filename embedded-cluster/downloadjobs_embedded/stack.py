@@ -14,6 +14,7 @@ import asyncio
 import base64
 import json
 import os
+import secrets
 import socket
 import sys
 import threading
@@ -28,7 +29,7 @@ import attrs
 import kubernetes
 import yaml
 
-from downloadjobs import crd, model
+from downloadjobs import crd, model, statuspolicy
 from downloadjobs.settings import S3Settings
 from downloadjobs_embedded import controlplane, nodeagent, s3server
 from downloadjobs_embedded.faults import FaultyProxy
@@ -36,6 +37,8 @@ from downloadjobs_embedded.supervisor import Process, Supervisor
 
 S3_SECRET = "s3-credentials"
 WORKER_SERVICE_ACCOUNT = "downloadjobs-worker"
+#: The ValidatingAdmissionPolicy (and its binding) that keeps each worker to its own job.
+STATUS_POLICY = "downloadjobs-worker-status"
 #: The KopfPeering object of operator replicas (the CLI's default `--peering`).
 PEERING = "downloadjobs"
 #: The API's rate limits and per-owner cap are for a public crowd; one developer or a
@@ -44,6 +47,7 @@ DEV_API_LIMITS = {
     "DOWNLOADJOBS_API_POLL_RATE": "100000/minute",
     "DOWNLOADJOBS_API_INITIATE_RATE": "10000/minute",
     "DOWNLOADJOBS_API_MAX_ACTIVE_JOBS_PER_OWNER": "10000",
+    "DOWNLOADJOBS_API_MAX_LONG_POLLS_PER_OWNER": "1000",
 }
 #: The order in which :meth:`Stack.__exit__` stops things: clients before servers.
 SHUTDOWN_ORDER = ["api", "operator", "nodeagent", "controller-manager", "apiserver", "etcd"]
@@ -330,6 +334,12 @@ class Stack:
         role, binding = worker_rbac(ns)
         _create(lambda: rbac.create_namespaced_role(ns, role))
         _create(lambda: rbac.create_namespaced_role_binding(ns, binding))
+        # As the chart's worker.statusPolicy: a worker writes its own job's status only.
+        admission = kubernetes.client.AdmissionregistrationV1Api(self.client)
+        policy = statuspolicy.policy(STATUS_POLICY, WORKER_SERVICE_ACCOUNT)
+        _create(lambda: admission.create_validating_admission_policy(policy))
+        policy_binding = statuspolicy.binding(STATUS_POLICY, STATUS_POLICY)
+        _create(lambda: admission.create_validating_admission_policy_binding(policy_binding))
         encoded = {
             k: base64.b64encode(v.encode()).decode() for k, v in s3server.CREDENTIALS.items()
         }
@@ -385,8 +395,17 @@ class Stack:
         env = self._base_env()
         env.update(s3server.CREDENTIALS)
         env.update(DEV_API_LIMITS)
+        env["DOWNLOADJOBS_API_IDEMPOTENCY_SECRET"] = self._idempotency_secret()
         env.update(self.extra_env)
         return env
+
+    def _idempotency_secret(self) -> str:
+        """The HMAC key of idempotent job names: one per state directory, as a chart's Secret."""
+        path = self.state_dir / "idempotency-secret"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def _add(self, name: str, args: list[str], env: dict[str, str]) -> None:
         self._add_command(name, [sys.executable, "-m", "downloadjobs_cli", *args], env)

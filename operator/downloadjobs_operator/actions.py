@@ -6,17 +6,20 @@ unfinished handlers, the reconcile timer repairs the rest) reach the same end.
 They return what happened, for the handlers to turn into events.
 """
 
-import dataclasses
 import datetime
 import enum
 from typing import Any
 
 from downloadjobs import model, resource
-from downloadjobs.settings import S3Settings
-from downloadjobs_operator import bundles, manifests, metrics
-from downloadjobs_operator.cluster import Cluster
-from downloadjobs_operator.settings import OperatorSettings
-from downloadjobs_operator.status import attempts_of, failures_of, status_patch, transition
+from downloadjobs_operator import bundles, manifests, metrics, sharing
+from downloadjobs_operator.context import Context
+from downloadjobs_operator.status import (
+    attempts_of,
+    failures_of,
+    phase_of_job,
+    status_patch,
+    transition,
+)
 
 #: ``error.reason`` of a job whose worker pod the API server refuses to create.
 REFUSED = "PodRefused"
@@ -27,6 +30,7 @@ class Outcome(enum.StrEnum):
 
     CREATED = "created"  # queued, with its suspended Job
     REUSED = "reused"  # completed at once with the bundle of an earlier job
+    FOLLOWING = "following"  # waits for the job that builds the same bundle now
     EXISTED = "existed"  # queued already (a handler repeated after a crash)
     CANCELLED = "cancelled"
     IGNORED = "ignored"  # a cancel or replay that came too late or too early
@@ -48,22 +52,13 @@ class Note(enum.StrEnum):
     EXPIRED = "Expired"
     CANCELLED = "Cancelled"
     RECOVERED = "Recovered"
+    REUSED = "Reused"  # a follower completed with its leader's bundle
+    RELEASED = "Released"  # a follower whose leader stopped builds for itself
+    FAILED = "Failed"  # a follower failed with its leader
     JOB_RECREATED = "JobRecreated"
     DRIFT_REPAIRED = "DriftRepaired"
     STALLED = "Stalled"
     POD_REFUSED = "PodRefused"  # the API server refuses its worker pod: failed
-
-
-@dataclasses.dataclass
-class Context:
-    """Everything the actions need, built once at start-up."""
-
-    cluster: Cluster
-    s3: Any  # boto3 S3 client
-    s3_settings: S3Settings
-    settings: OperatorSettings
-    #: resume events this process posted or found posted (saves a 409 per reconcile)
-    announced: set[str] = dataclasses.field(default_factory=set)
 
 
 def _meta(body: dict[str, Any]) -> tuple[str, str]:
@@ -73,61 +68,6 @@ def _meta(body: dict[str, Any]) -> tuple[str, str]:
 def bundle_key(ctx: Context, body: dict[str, Any]) -> str:
     namespace, name = _meta(body)
     return ctx.s3_settings.bundle_key(namespace, name)
-
-
-def shared_bundle(ctx: Context, body: dict[str, Any]) -> str:
-    """
-    The bundle ``body``'s answers point at: its own, or for a job that reused another's
-    bundle, that one. Read from what the operator wrote (the annotation), never from the
-    status, which a worker may write.
-    """
-    namespace, name = _meta(body)
-    origin = resource.annotations(body).get(model.ANNOTATION_BUNDLE_OF) or name
-    return ctx.s3_settings.bundle_key(namespace, origin)
-
-
-def _twin(ctx: Context, body: dict[str, Any], key: str) -> dict[str, Any] | None:
-    """A completed job, not being deleted, whose bundle holds what ``body`` asks for."""
-    namespace, name = _meta(body)
-    for other in ctx.cluster.downloadjobs(namespace, {model.LABEL_CONTENT_KEY: key}):
-        result = model.parse_status(other).result
-        if (
-            other["metadata"]["name"] != name
-            and resource.phase(other) is model.Phase.COMPLETED
-            and result is not None
-            and result.content_key == key
-            and not other["metadata"].get("deletionTimestamp")
-            and bundles.bundle_exists(ctx.s3, ctx.s3_settings, shared_bundle(ctx, other))
-        ):
-            return other
-    return None
-
-
-def _complete_with(ctx: Context, body: dict[str, Any], twin: dict[str, Any]) -> None:
-    """Complete ``body`` with ``twin``'s bundle: its own result, marked reused, no Job."""
-    namespace, name = _meta(body)
-    theirs = model.parse_status(twin)
-    assert theirs.result is not None  # _twin checked it
-    origin = resource.annotations(twin).get(model.ANNOTATION_BUNDLE_OF) or twin["metadata"]["name"]
-    now = model.utcnow()
-    status = model.parse_status(body)
-    message = f"Completed with the bundle of {origin}, built before for the same files."
-    patch = transition(status, model.Phase.COMPLETED, "Reused", message, now)
-    patch.update(
-        resource.status_patch(
-            result=theirs.result.model_copy(update={"reused": True}),
-            progress=100,
-            files_total=theirs.files_total,
-            files_done=theirs.files_total,
-            bytes_total=theirs.bytes_total,
-            bytes_done=theirs.bytes_total,
-            attempts=0,
-            started_at=now,
-            completed_at=now,
-        )
-    )
-    ctx.cluster.patch_status(namespace, name, patch)
-    metrics.REUSED.inc()
 
 
 def enqueue(ctx: Context, body: dict[str, Any]) -> Outcome:
@@ -150,12 +90,10 @@ def enqueue(ctx: Context, body: dict[str, Any]) -> Outcome:
             file_ids = resource.spec(body).get("fileIds") or []
             compression = ctx.settings.worker_compression
             key = bundles.content_key(ctx.s3, ctx.s3_settings, file_ids, compression)
-        twin = _twin(ctx, body, key) if key else None
+        twin = sharing.completed_twin(ctx, body, key) if key else None
         metadata: dict[str, Any] = {"labels": {model.LABEL_CONTENT_KEY: key}} if key else {}
         if twin is not None:
-            origin = resource.annotations(twin).get(model.ANNOTATION_BUNDLE_OF)
-            origin = origin or twin["metadata"]["name"]
-            metadata["annotations"] = {model.ANNOTATION_BUNDLE_OF: origin}
+            metadata["annotations"] = {model.ANNOTATION_BUNDLE_OF: sharing.origin(twin)}
         version = body["metadata"].get("resourceVersion")
         if metadata and not ctx.cluster.patch_metadata(namespace, name, metadata, version=version):
             fresh = ctx.cluster.downloadjob(namespace, name)
@@ -164,7 +102,7 @@ def enqueue(ctx: Context, body: dict[str, Any]) -> Outcome:
             body = fresh
             continue
         if twin is not None:
-            _complete_with(ctx, body, twin)
+            sharing.complete_with(ctx, body, twin)
             return Outcome.REUSED
         patch = transition(status, model.Phase.QUEUED, "Submitted", "Waiting for a free slot.")
         files = len(resource.spec(body).get("fileIds") or [])
@@ -176,6 +114,8 @@ def enqueue(ctx: Context, body: dict[str, Any]) -> Outcome:
     if status.phase is not None and status.phase.terminal:
         reused = status.result is not None and status.result.reused
         return Outcome.REUSED if reused else Outcome.EXISTED  # a finished job gets no Job
+    if sharing.is_follower(body):
+        return Outcome.FOLLOWING  # its leader's Job builds the bundle
     manifest = manifests.build_job(body, ctx.s3_settings, ctx.settings)
     return Outcome.CREATED if ctx.cluster.create_job(namespace, manifest) else Outcome.EXISTED
 
@@ -221,6 +161,10 @@ def follow(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     if current.job_name and current.job_name != job["metadata"]["name"]:
         return None  # a Job of an earlier replay
     patch = status_patch(job, current)
+    build = phase_of_job(job)
+    if build.terminal:  # whoever waits for this build ends with it (a cancelled leader too)
+        merged = {**body, "status": {**resource.status(body), **(patch or {})}}
+        sharing.settle(ctx, merged, build)
     if patch is None:
         return None
     ctx.cluster.patch_status(namespace, owner, patch)
@@ -253,6 +197,8 @@ def cancel(ctx: Context, body: dict[str, Any]) -> Outcome:
         patch.update(resource.status_patch(completed_at=model.utcnow()))
         ctx.cluster.patch_status(namespace, name, patch)
         metrics.CANCELLED.inc()
+    if sharing.followers(ctx, body):
+        return Outcome.CANCELLED  # others wait for its build: the Job goes on for them
     if status.job_name:
         ctx.cluster.delete_job(namespace, status.job_name)
     key = bundle_key(ctx, body)
@@ -319,7 +265,7 @@ def cleanup(ctx: Context, body: dict[str, Any]) -> None:
     bundles.remove_checkpoint(ctx.s3, ctx.s3_settings, key)
     if ctx.settings.keep_bundles:
         return
-    for bundle in {key, shared_bundle(ctx, body)}:
+    for bundle in {key, sharing.shared_bundle(ctx, body)}:
         if not _still_shared(ctx, body, bundle):
             bundles.remove_bundle(ctx.s3, ctx.s3_settings, bundle)
 
@@ -365,7 +311,7 @@ def _still_shared(ctx: Context, body: dict[str, Any], bundle: str) -> bool:
     return any(
         other["metadata"]["name"] != name
         and not other["metadata"].get("deletionTimestamp")
-        and shared_bundle(ctx, other) == bundle
+        and sharing.shared_bundle(ctx, other) == bundle
         for other in ctx.cluster.downloadjobs(namespace, {model.LABEL_CONTENT_KEY: key})
     )
 
@@ -386,10 +332,11 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[Note]:
         if ctx.cluster.post_event_once(body, resumed, "Resumed", message):
             notes.append(Note.RESUMED)
         ctx.announced.add(resumed)
-    if status.phase is model.Phase.CANCELLED:
+    if status.phase is model.Phase.CANCELLED and not sharing.followers(ctx, body):
         # A worker that was still shutting down may have opened an upload after
         # the cancel handler looked: keep sweeping until the resource expires.
         # So may a checkpoint that was being written, whatever the upload's fate.
+        # (Not while others wait for its build: then its Job goes on.)
         key = bundle_key(ctx, body)
         bundles.remove_checkpoint(ctx.s3, ctx.s3_settings, key)
         if bundles.abort_uploads(ctx.s3, ctx.s3_settings, key):
@@ -411,6 +358,9 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[Note]:
         # Level, not edge: kopf can fold an annotation that lands while the create
         # handler runs into the state it records as handled, and no update follows.
         return [*notes, Note.CANCELLED] if cancel(ctx, body) is Outcome.CANCELLED else notes
+    if sharing.is_follower(body):
+        outcome = sharing.check(ctx, body)
+        return [*notes, Note(outcome)] if outcome else notes
     if status.job_name is None:
         return notes  # the create handler owns it
     job = ctx.cluster.job(namespace, status.job_name)

@@ -21,6 +21,7 @@ from downloadjobs import kube, model, s3
 from downloadjobs.settings import S3Settings
 from downloadjobs_operator import actions
 from downloadjobs_operator.cluster import Cluster
+from downloadjobs_operator.context import Context
 from downloadjobs_operator.queue import AdmissionQueue
 from downloadjobs_operator.settings import OperatorSettings
 
@@ -45,15 +46,16 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.peering.lifetime = SETTINGS.peering_lifetime
     s3_settings = S3Settings()
     cluster = Cluster()
-    memo.ctx = actions.Context(cluster, s3.client(s3_settings), s3_settings, SETTINGS)
+    memo.ctx = Context(cluster, s3.client(s3_settings), s3_settings, SETTINGS)
     memo.queue = AdmissionQueue(cluster, SETTINGS, functools.partial(_queued, memo.ctx))
     if SETTINGS.metrics_port:
         prometheus_client.start_http_server(SETTINGS.metrics_port)
 
 
-def _queued(ctx: actions.Context, body: dict[str, Any]) -> bool:
+def _queued(ctx: Context, body: dict[str, Any]) -> bool:
     """The admission queue's enqueue: whether the job now waits for a slot with its Job."""
-    return actions.enqueue(ctx, body) is not actions.Outcome.REUSED
+    outcome = actions.enqueue(ctx, body)
+    return outcome not in (actions.Outcome.REUSED, actions.Outcome.FOLLOWING)
 
 
 def normal(body: kopf.Body, reason: str, message: str) -> None:

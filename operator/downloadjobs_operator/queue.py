@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from downloadjobs import model, resource
-from downloadjobs_operator import admission, manifests, metrics
+from downloadjobs_operator import admission, manifests, metrics, sharing
 from downloadjobs_operator.cluster import Cluster
 from downloadjobs_operator.settings import OperatorSettings
 
@@ -69,13 +69,16 @@ class AdmissionQueue:
 
     def _pass(self, namespace: str) -> None:
         started = time.monotonic()
-        bodies = self._cluster.downloadjobs(namespace)
+        # Jobs first: a DownloadJob is labelled before its Job is created, so every Job
+        # listed has its DownloadJob's content key in the (later) listing of those.
         jobs = self._cluster.jobs(namespace)
+        bodies = self._cluster.downloadjobs(namespace)
         metrics.observe_namespace(namespace, bodies, model.utcnow())
         by_name = {b["metadata"]["name"]: b for b in bodies}
         owner_of = {name: resource.owner(b) for name, b in by_name.items()}
         waiting: list[admission.Waiting] = []
         running_owners: list[str] = []
+        running_names: list[str] = []
         job_of: dict[str, dict[str, Any]] = {}
         with_job: set[str] = set()
         for job in jobs:
@@ -89,6 +92,7 @@ class AdmissionQueue:
             with_job.add(body["metadata"]["name"])
             if admission.job_running(job):
                 running_owners.append(owner_of[body["metadata"]["name"]])
+                running_names.append(body["metadata"]["name"])
             elif job.get("spec", {}).get("suspend") and not _blocked(body):
                 waiting.append(_waiting(body, owner_of))
                 job_of[body["metadata"]["name"]] = job
@@ -96,11 +100,15 @@ class AdmissionQueue:
             if name not in with_job and not _blocked(body):
                 # Its creation handler has not run (yet): do it now. False: it did not
                 # need a Job after all (completed with a bundle built before).
-                if not self._enqueue(body):
+                if not self._enqueue(body) or self._settings.reuse_bundles:
+                    # With reuse, its content key is read back by the next pass (its
+                    # new Job's event brings one): only then can it share a build.
                     continue
                 waiting.append(_waiting(body, owner_of))
                 replays = resource.replays(body)
                 job_of[name] = {"metadata": {"name": manifests.job_name(name, replays)}}
+        if self._settings.reuse_bundles:
+            waiting = self._share(by_name, running_names, waiting, job_of)
         plan = admission.plan(
             waiting,
             running_owners,
@@ -142,6 +150,42 @@ class AdmissionQueue:
             len(plan.admit),
             time.monotonic() - started,
         )
+
+    def _share(
+        self,
+        by_name: dict[str, dict[str, Any]],
+        running: list[str],
+        waiting: list[admission.Waiting],
+        job_of: dict[str, dict[str, Any]],
+    ) -> list[admission.Waiting]:
+        """
+        One build for the same files: of the jobs with one content key, the one
+        running (else the first in line) builds; the others follow it, without a Job.
+        Decided here, in the one pass that sees them all, never by racing creations.
+        """
+        builds: dict[str, str] = {}
+        for name in running:
+            key = sharing.content_key(by_name[name])
+            if key:
+                builds.setdefault(key, name)
+        kept = []
+        for entry in sorted(waiting, key=lambda w: w.order):
+            body = by_name[entry.name]
+            key = sharing.content_key(body)
+            if (
+                key is None
+                and resource.phase(body) is model.Phase.QUEUED
+                and not resource.job_name(body)
+            ):
+                continue  # seen before its creation handler wrote anything: the next pass
+            leader = builds.setdefault(key, entry.name) if key else entry.name
+            if leader == entry.name:
+                kept.append(entry)
+                continue
+            job = job_of[entry.name]["metadata"]["name"]
+            sharing.follow(self._cluster, body, leader, job)
+            log.info("%s follows %s, which builds the same bundle", entry.name, leader)
+        return kept
 
 
 def _waiting(body: dict[str, Any], owner_of: dict[str, str]) -> admission.Waiting:

@@ -34,8 +34,11 @@ MAX_FILES = 1000
 #: spec): the Job's podFailurePolicy turns it into an immediate Job failure.
 EXIT_PERMANENT = 42
 
-#: The owner of jobs made without an identity (``auth.mode: none``, or by kubectl).
+#: The owner of jobs made without an identity (``auth.mode: none``, or by kubectl);
+#: reserved in the other modes.
 ANONYMOUS = "anonymous"
+#: The longest owner name (a DNS subdomain's length, as Kubernetes user names go).
+MAX_OWNER_LENGTH = 253
 
 #: The version of the bundle's layout (entry names, order, timestamps): part of every
 #: content key, so a worker that writes another layout never reuses an older bundle.
@@ -45,7 +48,6 @@ BUNDLE_FORMAT = 1
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "downloadjobs"
 LABEL_JOB_NAME = f"{GROUP}/job-name"
-LABEL_OWNER = f"{GROUP}/owner"
 #: The content key of a completed job's bundle: how the operator finds one to reuse.
 LABEL_CONTENT_KEY = f"{GROUP}/content-key"
 #: Failed for good; ``kubectl get downloadjobs -l downloadjobs.dev/dead-letter=true``.
@@ -108,7 +110,9 @@ class DownloadJobSpec(Model):
 
     file_ids: FileIds = Field(description="Source file ids, in bundle order.")
     owner: str = Field(
-        default=ANONYMOUS, max_length=253, description="Who may read the job through the API."
+        default=ANONYMOUS,
+        max_length=MAX_OWNER_LENGTH,
+        description="Who may read the job through the API.",
     )
 
 
@@ -128,7 +132,7 @@ class Phase(enum.StrEnum):
 
 class BundleResult(Model):
     """
-    Where the finished bundle is. Never a URL: the API presigns one per answer.
+    Where the finished bundle is. Never a URL: the API presigns one for its answers.
 
     ``checksumCrc32`` is the whole object's CRC-32 in S3's form (base64 of the
     big-endian value): S3 verified it when the upload completed, and answers it as

@@ -82,6 +82,23 @@ def queue_position(body: dict[str, Any]) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def started_at(body: dict[str, Any]) -> datetime.datetime | None:
+    try:
+        return model.parse_time(status(body).get("startedAt"))
+    except (TypeError, ValueError):
+        return None
+
+
+def byte_counts(body: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(bytes done, bytes total) as the worker last wrote them, each None if unknown."""
+    raw = status(body)
+    done, total = raw.get("bytesDone"), raw.get("bytesTotal")
+    return (
+        done if isinstance(done, int) else None,
+        total if isinstance(total, int) else None,
+    )
+
+
 def _wire(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -25,13 +25,14 @@ READ = ("get", "list", "watch")
 
 def operator_rights(scope: str) -> set[Right]:
     return (
-        rights(scope, "downloadjobs.dev", "downloadjobs", *READ, "patch", "update", "delete")
-        | rights(scope, "downloadjobs.dev", "downloadjobs/status", "get", "patch", "update")
+        # No update (kopf never PUTs), no get of the status subresource, no events.k8s.io:
+        # only what the operator and kopf call.
+        rights(scope, "downloadjobs.dev", "downloadjobs", *READ, "patch", "delete")
+        | rights(scope, "downloadjobs.dev", "downloadjobs/status", "patch")
         # patch: Jobs are created suspended and admitted by unsuspending them.
         | rights(scope, "batch", "jobs", *READ, "create", "patch", "delete")
-        | rights(scope, "", "pods", "get", "list", "watch", "delete")
-        | rights(scope, "", "events", "create", "patch", "list")
-        | rights(scope, "events.k8s.io", "events", "create", "patch")
+        | rights(scope, "", "pods", "list", "delete")
+        | rights(scope, "", "events", "create", "list")
     )
 
 

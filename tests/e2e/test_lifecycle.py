@@ -4,9 +4,10 @@ in every state, kubectl-style deletion, dead letters and their replay.
 """
 
 import concurrent.futures
+import os
+import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -179,32 +180,53 @@ def test_dead_letter_is_labelled_and_replayed(capped: Stack) -> None:
     assert {"Failed", "Replayed", "Completed"} <= set(reasons), reasons
 
 
-def test_a_burst_of_create_then_delete_ends_all_cancelled(capped: Stack) -> None:
-    """
-    Each DELETE right behind its create: the operator often first sees a job with the
-    cancel annotation set already. None stays queued or processing (holding a place
-    against the cap), and a job created afterwards still runs. A one-file job that
-    a free slot admitted at once may finish before its cancel is acted on.
-    """
-
+def burst_of_create_then_delete(stack: Stack, count: int) -> list[str]:
     def create_then_delete(i: int) -> str:
-        job_id = initiate(capped.api_url, [70000 + i % 100])
-        url = f"{capped.api_url}/v1/download/jobs/{job_id}"
+        job_id = initiate(stack.api_url, [70000 + i % 100])
+        url = f"{stack.api_url}/v1/download/jobs/{job_id}"
         response = httpx.delete(url, timeout=TIMEOUT)
         assert response.status_code == 202, response.text
         return job_id
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        ids = list(pool.map(create_then_delete, range(60)))
-    ended = {"cancelled", "completed"}
+        return list(pool.map(create_then_delete, range(count)))
+
+
+def test_a_burst_of_create_then_delete_ends_all_cancelled(capped: Stack) -> None:
+    """
+    300 DELETEs, each right behind its create, while the cap is full: the operator
+    often first sees a job with the cancel annotation set already. Every one ends
+    cancelled, none ever started a pod (the Job controller created none), and a job
+    created afterwards still runs.
+    """
+    busy = [initiate(capped.api_url, list(range(70000, 70080))) for _ in range(CAP)]
     wait_for(
-        lambda: {status(capped.api_url, j)["status"] for j in ids} <= ended,
-        timeout=180,
-        what="every job ended",
+        lambda: all(status(capped.api_url, j)["progress"] > 0 for j in busy),
+        what="the cap full",
     )
-    outcomes = Counter(status(capped.api_url, j)["status"] for j in ids)
-    print(f"\n60 create-then-delete: {dict(outcomes)}")
-    assert outcomes["cancelled"] > outcomes["completed"], outcomes
+    # Frozen, they hold their slots however long the burst takes on a loaded machine.
+    frozen = [pid for pod, pid in capped.pod_processes() if any(j in pod for j in busy)]
+    assert len(frozen) == CAP
+    for pid in frozen:
+        os.killpg(pid, signal.SIGSTOP)
+    try:
+        ids = burst_of_create_then_delete(capped, 300)
+        wait_for(
+            lambda: all(status(capped.api_url, j)["status"] == "cancelled" for j in ids),
+            timeout=300,
+            what="every job cancelled",
+        )
+    finally:
+        for pid in frozen:
+            os.killpg(pid, signal.SIGCONT)
+    started = {
+        e["involvedObject"]["name"]
+        for e in capped.events()
+        if e.get("reason") == "SuccessfulCreate" and e["involvedObject"].get("kind") == "Job"
+    }
+    assert not started & {f"dj-{job_id}" for job_id in ids}, "a cancelled job started a pod"
+    for job_id in busy:
+        httpx.delete(f"{capped.api_url}/v1/download/jobs/{job_id}", timeout=TIMEOUT)
     assert poll(capped.api_url, initiate(capped.api_url, [70003]))[0]["status"] == "completed"
 
 

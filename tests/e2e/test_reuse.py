@@ -4,6 +4,7 @@ Job and without reading a source; a changed source gives a new bundle; a shared
 bundle goes with the last job that points at it.
 """
 
+import concurrent.futures
 import re
 import statistics
 import time
@@ -150,3 +151,22 @@ def test_repeated_requests_complete_in_a_fraction_of_a_build(reusing: Stack) -> 
     print(f"\nrepeat to completed: p50 {statistics.median(took):.3f} s, p99 {p99:.3f} s")
     made = {j["metadata"]["name"] for j in reusing.jobs()}
     assert not made & {f"dj-{job_id}" for job_id in repeats}, "a repeat got a Job"
+
+
+def test_ten_identical_requests_at_once_build_one_bundle(reusing: Stack) -> None:
+    files = [70090, 70091, 70092]
+    reads = SourceReads(reusing)
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        ids = list(pool.map(lambda _: initiate(reusing.api_url, files), range(10)))
+    answers = [poll(reusing.api_url, job_id)[0] for job_id in ids]
+    assert {a["status"] for a in answers} == {"completed"}, answers
+    assert len({a["result"]["checksumCrc32"] for a in answers}) == 1
+    built = [job_id for job_id in ids if jobs_of(reusing, job_id)]
+    assert len(built) == 1, f"one build, not {built}"
+    assert sorted(reads.ids()) == files, "each source read once"
+    bodies = {d["metadata"]["name"]: d for d in reusing.downloadjobs()}
+    assert {
+        bodies[i]["metadata"]["annotations"][model.ANNOTATION_BUNDLE_OF]
+        for i in ids
+        if i not in built
+    } == set(built)

@@ -6,6 +6,7 @@ from typing import Any
 from downloadjobs import model
 from downloadjobs.settings import S3Settings
 from downloadjobs_operator import actions
+from downloadjobs_operator.context import Context
 from downloadjobs_operator.settings import OperatorSettings
 
 
@@ -60,8 +61,8 @@ class FakeCluster:
         return name not in [e[0] for e in self.events[:-1]]  # the API server's 409
 
 
-def context(cluster: FakeCluster, **settings: Any) -> actions.Context:
-    return actions.Context(cluster, None, S3Settings(), OperatorSettings(**settings))  # type: ignore[arg-type]
+def context(cluster: FakeCluster, **settings: Any) -> Context:
+    return Context(cluster, None, S3Settings(), OperatorSettings(**settings))  # type: ignore[arg-type]
 
 
 def body(status: dict[str, Any], created: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
@@ -162,7 +163,7 @@ def test_cancel_and_deletion_remove_the_checkpoint_with_the_upload(s3: Any) -> N
     for action in (actions.cancel, actions.cleanup):
         s3.create_multipart_upload(Bucket="out", Key=key)
         s3.put_object(Bucket="out", Key=f"{key}.checkpoint", Body=b"{}")
-        ctx = actions.Context(FakeCluster(), s3, settings, OperatorSettings())  # type: ignore[arg-type]
+        ctx = Context(FakeCluster(), s3, settings, OperatorSettings())  # type: ignore[arg-type]
         action(ctx, body({"phase": "Processing"}))
         assert s3.list_objects_v2(Bucket="out").get("KeyCount") == 0, action
         assert s3.list_multipart_uploads(Bucket="out").get("Uploads", []) == [], action
@@ -182,7 +183,7 @@ def test_first_sight_honours_an_annotation_set_before_the_operator_looked() -> N
 
 def test_a_job_cancelled_before_the_operator_saw_it_never_gets_a_job(s3: Any) -> None:
     cluster = FakeCluster()
-    ctx = actions.Context(cluster, s3, S3Settings(bundle_bucket="out"), OperatorSettings())  # type: ignore[arg-type]
+    ctx = Context(cluster, s3, S3Settings(bundle_bucket="out"), OperatorSettings())  # type: ignore[arg-type]
     assert actions.arrive(ctx, annotated({}, model.ANNOTATION_CANCEL)) == "cancelled"
     assert cluster.created == []
     assert [p["phase"] for p in cluster.status_patches] == ["Cancelled"]
@@ -212,7 +213,7 @@ def test_a_retry_set_before_the_operator_saw_it_is_replayed_or_dropped() -> None
 def test_reconcile_cancels_a_job_whose_cancel_no_handler_heard(s3: Any) -> None:
     """Seen on the real control plane: a DELETE while the create handler ran was lost."""
     cluster = FakeCluster()
-    ctx = actions.Context(cluster, s3, S3Settings(bundle_bucket="out"), OperatorSettings())  # type: ignore[arg-type]
+    ctx = Context(cluster, s3, S3Settings(bundle_bucket="out"), OperatorSettings())  # type: ignore[arg-type]
     running = annotated({"phase": "Processing", "jobName": "dj-abc"}, model.ANNOTATION_CANCEL)
     assert actions.reconcile(ctx, running) == ["Cancelled"]
     assert cluster.status_patches[-1]["phase"] == "Cancelled"

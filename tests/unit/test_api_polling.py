@@ -1,7 +1,10 @@
 """The pure parts of a cheap poll: ETag matching, the suggested interval, the ETA, limits."""
 
 import datetime
+import gc
+import os
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +151,29 @@ def test_made_up_keys_cannot_grow_the_table_past_its_bound() -> None:
         tracemalloc.stop()
     assert len(window) == window.max_keys
     assert grown <= 10 * 2**20, f"{grown / 2**20:.1f} MiB"
+
+
+def _rss() -> int:
+    """This process's resident memory now, in bytes (Linux)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_100000_spoofed_keys_grow_the_resident_memory_by_at_most_20_mib() -> None:
+    """
+    The attack the security review ran: distinct 15 KB client keys, one request each,
+    against both tables (polls and writes). What the process holds, not what Python
+    traces: RSS, read from /proc.
+    """
+    polls, writes = FixedWindow("10/minute"), FixedWindow("10/minute")
+    pad = "x" * 15_000
+    gc.collect()
+    before = _rss()
+    for n in range(100_000):
+        key = f"ip:198.51.100.{n}, {pad}"
+        polls.hit(key, 61.0)
+        writes.hit(key, 61.0)
+    gc.collect()
+    grown = _rss() - before
+    assert len(polls) == len(writes) == polls.max_keys
+    assert grown <= 20 * 2**20, f"{grown / 2**20:.1f} MiB"

@@ -307,11 +307,71 @@ def test_completed_job_gets_a_fresh_presigned_url(
     assert first["progress"] == 100
     url = first["result"]["downloadUrl"]
     assert (
-        f"/b/bundles/default/{job_id}.zip" in url
-        or f"b.s3.amazonaws.com/bundles/default/{job_id}.zip" in url
+        f"/downloads-bundles/bundles/default/{job_id}.zip" in url
+        or f"downloads-bundles.s3.amazonaws.com/bundles/default/{job_id}.zip" in url
     )
     assert "X-Amz-Expires=900" in url and "X-Amz-Signature=" in url
     assert "downloadUrl" not in json.dumps(api.created[job_id])
+
+
+@pytest.mark.parametrize(
+    ("bucket", "key"),
+    [
+        ("downloads-bundles", "bundles/default/someone-elses-job.zip"),
+        ("downloads-source", "files/70000.zip"),
+        ("attacker-bucket", "bundles/default/JOB.zip"),
+    ],
+    ids=["another job's bundle", "a source file", "another bucket"],
+)
+def test_a_key_in_status_is_never_presigned(
+    client: TestClient, api: FakeCustomObjects, bucket: str, key: str
+) -> None:
+    """
+    A worker may write any status: the URL is for the job's own bundle, at the key
+    the worker is told to write (bundle bucket, prefix, namespace, job id), never for
+    whatever bucket or key the status names.
+    """
+    job_id = initiate(client, {"file_ids": [70000]}).json()["jobId"]
+    api.created[job_id]["status"] = {
+        "phase": "Completed",
+        "result": {
+            "bucket": bucket,
+            "key": key.replace("JOB", job_id),
+            "size": 5,
+            "sha256": "0" * 64,
+            "missingFileIds": [],
+        },
+    }
+    own = f"downloads-bundles/bundles/default/{job_id}.zip"
+    polled = client.get(f"/v1/download/jobs/{job_id}").json()["result"]["downloadUrl"]
+    redirect = client.get(f"/v1/download/jobs/{job_id}/file", follow_redirects=False)
+    for url in (polled, redirect.headers["location"]):
+        path = url.split("?")[0].replace(".s3.amazonaws.com", "")
+        assert path.endswith(own), url
+        assert "someone-elses-job" not in url and "files/70000" not in url
+        assert "attacker-bucket" not in url
+
+
+def test_a_shared_bundle_is_presigned_from_the_operators_annotation(
+    client: TestClient, api: FakeCustomObjects
+) -> None:
+    """A job that reused another's bundle gets a URL for that bundle, named for itself."""
+    job_id = initiate(client, {"file_ids": [70000]}).json()["jobId"]
+    body = api.created[job_id]
+    body["metadata"].setdefault("annotations", {})[model.ANNOTATION_BUNDLE_OF] = "the-builder"
+    body["status"] = {
+        "phase": "Completed",
+        "result": {"bucket": "x", "key": "y", "size": 5, "missingFileIds": [], "reused": True},
+    }
+    polled = client.get(f"/v1/download/jobs/{job_id}").json()["result"]["downloadUrl"]
+    redirect = client.get(f"/v1/download/jobs/{job_id}/file", follow_redirects=False)
+    for url in (polled, redirect.headers["location"]):
+        assert (
+            url.split("?")[0]
+            .replace(".s3.amazonaws.com", "")
+            .endswith("downloads-bundles/bundles/default/the-builder.zip")
+        ), url
+        assert f"download-{job_id}.zip" in url  # the file a browser saves is named for the job
 
 
 def test_a_presigned_url_is_reused_while_most_of_its_life_is_left(
@@ -328,12 +388,12 @@ def test_a_presigned_url_is_reused_while_most_of_its_life_is_left(
     signed: list[str] = []
     sign = storage._sign
 
-    def counting_sign(result: model.BundleResult, job_id: str) -> Any:
+    def counting_sign(bucket: str, key: str, job_id: str) -> Any:
         signed.append(job_id)
-        return sign(result, job_id)
+        return sign(bucket, key, job_id)
 
     monkeypatch.setattr(storage, "_sign", counting_sign)
-    bundle = model.BundleResult(bucket="b", key="bundles/default/j.zip", size=5, sha256="0" * 64)
+    bundle = "default"
 
     first = storage.presign(bundle, "j")
     assert "X-Amz-Expires=400" in first[0]

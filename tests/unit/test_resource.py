@@ -76,3 +76,12 @@ def test_a_status_patch_takes_the_models_names_and_writes_the_wire_names() -> No
 def test_every_status_field_has_its_wire_name() -> None:
     wire = set(model.DownloadJobStatus.model_json_schema(by_alias=True)["properties"])
     assert set(resource.STATUS_FIELDS.values()) == wire
+
+
+def test_times_and_counts_are_read_without_trusting_them() -> None:
+    assert resource.started_at(body({"startedAt": "2026-11-29T10:00:00Z"})) == datetime.datetime(
+        2026, 11, 29, 10, 0, tzinfo=datetime.UTC
+    )
+    assert resource.started_at(body({"startedAt": "yesterday"})) is None
+    assert resource.started_at(body({"startedAt": 5})) is None
+    assert resource.byte_counts(body({"bytesDone": 5, "bytesTotal": "9"})) == (5, None)

@@ -10,7 +10,9 @@ import pytest
 
 from downloadjobs import model, resource
 from downloadjobs.settings import S3Settings
-from downloadjobs_operator import actions
+from downloadjobs_operator import actions, sharing
+from downloadjobs_operator.context import Context
+from downloadjobs_operator.queue import AdmissionQueue
 from downloadjobs_operator.settings import OperatorSettings
 
 S3 = S3Settings(source_bucket="src", bundle_bucket="out")
@@ -24,6 +26,9 @@ class FakeCluster:
         self.bodies: dict[str, dict[str, Any]] = {}
         self.created: list[str] = []
         self.conflicts = 0  # versioned metadata patches to refuse, as if someone wrote first
+        self.job_bodies: dict[str, dict[str, Any]] = {}
+        self.jobs_deleted: list[str] = []
+        self.unsuspended: list[str] = []
 
     def add(self, body: dict[str, Any]) -> dict[str, Any]:
         body["metadata"].setdefault("resourceVersion", "1")
@@ -68,10 +73,29 @@ class FakeCluster:
 
     def create_job(self, namespace: str, manifest: dict[str, Any]) -> bool:
         self.created.append(manifest["metadata"]["name"])
+        manifest = {**manifest, "metadata": {**manifest["metadata"], "namespace": namespace}}
+        self.job_bodies.setdefault(manifest["metadata"]["name"], manifest)
         return True
 
     def delete_job(self, namespace: str, name: str) -> None:
-        pass
+        self.job_bodies.pop(name, None)
+        self.jobs_deleted.append(name)
+
+    def jobs(self, namespace: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(j) for j in self.job_bodies.values()]
+
+    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.job_bodies.get(name))
+
+    def unsuspend_job(self, namespace: str, name: str) -> bool:
+        self.job_bodies[name]["spec"]["suspend"] = False
+        self.unsuspended.append(name)
+        return True
+
+    def end_job(self, name: str, condition: str) -> dict[str, Any]:
+        job = self.job_bodies[name]
+        job["status"] = {"conditions": [{"type": condition, "status": "True"}]}
+        return copy.deepcopy(job)
 
 
 def new(name: str, files: list[int] = FILES) -> dict[str, Any]:
@@ -82,14 +106,14 @@ def new(name: str, files: list[int] = FILES) -> dict[str, Any]:
 
 
 @pytest.fixture
-def setup(s3: Any) -> tuple[FakeCluster, actions.Context]:
+def setup(s3: Any) -> tuple[FakeCluster, Context]:
     for file_id in FILES[:2]:
         s3.put_object(Bucket="src", Key=S3.source_key(file_id), Body=f"file {file_id}".encode())
     cluster = FakeCluster()
-    return cluster, actions.Context(cluster, s3, S3, OperatorSettings())  # type: ignore[arg-type]
+    return cluster, Context(cluster, s3, S3, OperatorSettings())  # type: ignore[arg-type]
 
 
-def build(cluster: FakeCluster, ctx: actions.Context, name: str) -> dict[str, Any]:
+def build(cluster: FakeCluster, ctx: Context, name: str) -> dict[str, Any]:
     """A job queued, then completed by its worker as the real one would write it."""
     assert actions.enqueue(ctx, cluster.add(new(name))) is actions.Outcome.CREATED
     key = cluster.bodies[name]["metadata"]["labels"][model.LABEL_CONTENT_KEY]
@@ -126,7 +150,7 @@ def test_the_same_files_again_complete_at_once_with_the_same_bundle(setup: Any) 
     assert theirs is not None
     assert status.result.model_copy(update={"reused": None}) == theirs
     assert body["metadata"]["annotations"][model.ANNOTATION_BUNDLE_OF] == "first"
-    assert actions.shared_bundle(ctx, body) == S3.bundle_key("ns", "first")
+    assert sharing.shared_bundle(ctx, body) == S3.bundle_key("ns", "first")
     # a third one names the origin too, not the job it happened to find
     assert actions.enqueue(ctx, cluster.add(new("third"))) is actions.Outcome.REUSED
     assert cluster.bodies["third"]["metadata"]["annotations"][model.ANNOTATION_BUNDLE_OF] == "first"
@@ -156,7 +180,7 @@ def test_no_reuse_of_what_cannot_be_served(setup: Any, why: str) -> None:
     elif why == "not completed":
         first["status"]["phase"] = "Processing"
     else:
-        ctx = actions.Context(cluster, ctx.s3, S3, OperatorSettings(reuse_bundles=False))
+        ctx = Context(cluster, ctx.s3, S3, OperatorSettings(reuse_bundles=False))
     assert actions.enqueue(ctx, cluster.add(new("again"))) is actions.Outcome.CREATED
     assert cluster.created == ["dj-first", "dj-again"]
 
@@ -200,3 +224,99 @@ def test_a_job_of_its_own_takes_its_bundle_when_it_goes(setup: Any) -> None:
     actions.cleanup(ctx, cluster.downloadjob("ns", "first") or {})
     with pytest.raises(ctx.s3.exceptions.ClientError):
         ctx.s3.head_object(Bucket="out", Key=S3.bundle_key("ns", "first"))
+
+
+def in_flight(cluster: FakeCluster, ctx: Context, names: list[str]) -> AdmissionQueue:
+    """New jobs for the same files, each with its suspended Job, and one admission pass."""
+    for index, name in enumerate(names):
+        body = new(name)
+        body["metadata"]["annotations"] = {
+            model.ANNOTATION_SUBMITTED_AT: f"2026-11-29T00:00:0{index}Z"
+        }
+        assert actions.enqueue(ctx, cluster.add(body)) is actions.Outcome.CREATED
+    queue = AdmissionQueue(ctx.cluster, ctx.settings, lambda body: True)
+    queue._pass("ns")
+    return queue
+
+
+def test_identical_requests_in_flight_share_one_build(setup: Any) -> None:
+    cluster, ctx = setup
+    in_flight(cluster, ctx, ["a", "b", "c"])
+    assert cluster.unsuspended == ["dj-a"]  # one build
+    assert sorted(cluster.jobs_deleted) == ["dj-b", "dj-c"]  # the others' suspended Jobs
+    for name in ("b", "c"):
+        body = cluster.bodies[name]
+        assert body["metadata"]["annotations"][model.ANNOTATION_BUNDLE_OF] == "a"
+        assert resource.phase(body) is model.Phase.QUEUED and resource.job_name(body) is None
+        assert body["status"]["conditions"][0]["reason"] == "SharedBuild"
+        assert (
+            actions.enqueue(ctx, cluster.downloadjob("ns", name) or {}) is actions.Outcome.FOLLOWING
+        )
+    # later passes leave the followers alone: no Job, never admitted
+    AdmissionQueue(ctx.cluster, ctx.settings, lambda body: False)._pass("ns")
+    assert cluster.unsuspended == ["dj-a"] and set(cluster.job_bodies) == {"dj-a"}
+
+
+def finish(cluster: FakeCluster, ctx: Context, name: str, condition: str) -> None:
+    """The leader's worker wrote its result (on success), then its Job ended."""
+    if condition == "Complete":
+        result = model.BundleResult(bucket="out", key=S3.bundle_key("ns", name), size=9)
+        cluster.patch_status("ns", name, resource.status_patch(result=result, files_total=3))
+    actions.follow(ctx, cluster.end_job(f"dj-{name}", condition))
+
+
+def test_followers_complete_with_the_leader(setup: Any) -> None:
+    cluster, ctx = setup
+    in_flight(cluster, ctx, ["a", "b", "c"])
+    finish(cluster, ctx, "a", "Complete")
+    for name in ("a", "b", "c"):
+        assert resource.phase(cluster.bodies[name]) is model.Phase.COMPLETED
+    assert cluster.bodies["b"]["status"]["result"]["reused"] is True
+    assert cluster.bodies["b"]["status"]["result"]["key"] == S3.bundle_key("ns", "a")
+
+
+def test_followers_fail_with_the_leader(setup: Any) -> None:
+    cluster, ctx = setup
+    in_flight(cluster, ctx, ["a", "b"])
+    cluster.patch_status(
+        "ns",
+        "a",
+        resource.status_patch(error=model.JobError(reason="AllFilesMissing", message="none")),
+    )
+    finish(cluster, ctx, "a", "Failed")
+    body = cluster.bodies["b"]
+    assert resource.phase(body) is model.Phase.FAILED
+    assert body["status"]["error"]["reason"] == "AllFilesMissing"
+    assert body["metadata"]["labels"][model.LABEL_DEAD_LETTER] == "true"
+
+
+def test_cancelling_the_leader_keeps_the_build_for_the_others(setup: Any) -> None:
+    cluster, ctx = setup
+    in_flight(cluster, ctx, ["a", "b"])
+    assert actions.cancel(ctx, cluster.downloadjob("ns", "a") or {}) is actions.Outcome.CANCELLED
+    assert resource.phase(cluster.bodies["a"]) is model.Phase.CANCELLED
+    assert "dj-a" in cluster.job_bodies, "the build goes on for b"
+    assert actions.reconcile(ctx, cluster.downloadjob("ns", "b") or {}) == []  # still waits
+    finish(cluster, ctx, "a", "Complete")
+    assert resource.phase(cluster.bodies["b"]) is model.Phase.COMPLETED
+    assert resource.phase(cluster.bodies["a"]) is model.Phase.CANCELLED
+
+
+def test_a_follower_whose_leader_went_builds_for_itself(setup: Any) -> None:
+    cluster, ctx = setup
+    in_flight(cluster, ctx, ["a", "b"])
+    del cluster.bodies["a"]
+    assert actions.reconcile(ctx, cluster.downloadjob("ns", "b") or {}) == ["Released"]
+    body = cluster.bodies["b"]
+    assert model.ANNOTATION_BUNDLE_OF not in body["metadata"]["annotations"]
+    assert resource.job_name(body) == "dj-b" and "dj-b" in cluster.job_bodies
+    assert cluster.job_bodies["dj-b"]["spec"]["suspend"] is True  # waits for a slot like any job
+
+
+def test_cancelling_a_follower_leaves_the_build_alone(setup: Any) -> None:
+    cluster, ctx = setup
+    in_flight(cluster, ctx, ["a", "b"])
+    assert actions.cancel(ctx, cluster.downloadjob("ns", "b") or {}) is actions.Outcome.CANCELLED
+    assert "dj-a" in cluster.job_bodies
+    finish(cluster, ctx, "a", "Complete")
+    assert resource.phase(cluster.bodies["b"]) is model.Phase.CANCELLED
