@@ -125,7 +125,9 @@ class Embedded(Cluster):
         # one of the machine's, so the test picks free ones.
         return {
             "s3": {"endpointUrl": self.stack.s3_url},
-            "api": {"port": self.api_port},
+            # The node agent mounts no volumes: the API takes its idempotency key from
+            # the environment instead of the Secret's file.
+            "api": {"port": self.api_port, "idempotencySecretAsEnv": True},
             "operator": {"healthPort": free_port(), "metrics": {"port": free_port()}},
         }
 
@@ -638,7 +640,7 @@ def operator_env(cluster: Cluster, namespace: str) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in container["env"]}
 
 
-def test_uninstall_leaves_no_job_pod_role_or_binding(cluster: Cluster, release: str) -> None:
+def test_uninstall_leaves_no_job_pod_role_binding_or_policy(cluster: Cluster, release: str) -> None:
     cluster.run(cluster.helm, "uninstall", RELEASE, "-n", release, "--wait", "--timeout", "5m")
 
     def leftovers() -> dict[str, list[str]]:
@@ -647,7 +649,13 @@ def test_uninstall_leaves_no_job_pod_role_or_binding(cluster: Cluster, release: 
             names = [i["metadata"]["name"] for i in objects(cluster, release, kind)]
             if names:
                 found[kind] = names
-        for kind in ("clusterroles", "clusterrolebindings"):
+        cluster_kinds = (
+            "clusterroles",
+            "clusterrolebindings",
+            "validatingadmissionpolicies",  # the worker status policy
+            "validatingadmissionpolicybindings",
+        )
+        for kind in cluster_kinds:
             out = cluster.run(cluster.kubectl, "get", kind, "-o", "json")
             names = [
                 i["metadata"]["name"]
