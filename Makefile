@@ -51,7 +51,7 @@ unit: $(STAMP)
 chart: $(STAMP) $(BIN)/helm $(TOOLS)/.installed ## helm lint, kubernetes-validate, checkov, hadolint
 	PATH="$(CURDIR)/$(BIN):$(CURDIR)/$(TOOLS)/bin:$$PATH" $(BIN)/pytest tests/chart -q
 
-e2e: $(STAMP) $(BIN)/kubectl controlplane
+e2e: $(STAMP) $(BIN)/kubectl $(BIN)/helm controlplane
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest tests/e2e -q
 
 browser: $(STAMP) controlplane ## the demo page in Debian's Chromium (Playwright) and the JS client's unit tests

@@ -11,6 +11,7 @@ restarting the processes is :mod:`downloadjobs_embedded.supervisor`'s job.
 
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -58,11 +59,38 @@ def cache_dir() -> Path:
     return Path(base) / "downloadjobs" / "controlplane"
 
 
+def version_ldflags(source: Path = SOURCE) -> str:
+    """
+    The ``-X`` flags upstream's release build (hack/lib/version.sh) sets, so that
+    ``/version`` answers the pinned Kubernetes version (``v1.34.4``) rather than
+    ``v0.0.0-master``: Helm checks a chart's ``kubeVersion`` against it, and kubectl
+    warns about skew.
+    """
+    text = (source / "go.mod").read_text()
+    match = re.search(r"^\s*k8s\.io/kubernetes v(\d+)\.(\d+)\.(\d+)\s*$", text, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"{source / 'go.mod'} pins no k8s.io/kubernetes version")
+    major, minor, patch = match.groups()
+    values = {
+        "gitVersion": f"v{major}.{minor}.{patch}",
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+    }
+    flags = [
+        f"-X {package}.{name}={value}"
+        for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for name, value in values.items()
+    ]
+    return " ".join(flags)
+
+
 def source_key(source: Path = SOURCE) -> str:
-    """A digest of what the binary is built from: the module's files and the Go version."""
+    """A digest of what the binary is built from: the module's files, flags and Go version."""
     digest = hashlib.sha256()
     for path in sorted([source / "go.mod", source / "go.sum", *source.glob("*.go")]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(version_ldflags(source).encode() + b"\0")
     go = subprocess.run(["go", "version"], capture_output=True, text=True, check=False)
     digest.update(go.stdout.encode())
     return digest.hexdigest()[:20]
@@ -95,7 +123,8 @@ def ensure_binary(source: Path = SOURCE, progress: bool = True) -> Path:
     )
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         built = Path(tmp) / "controlplane"
-        command = ["go", "build", "-trimpath", "-o", str(built)]
+        command = ["go", "build", "-trimpath", "-ldflags", version_ldflags(source)]
+        command += ["-o", str(built)]
         if progress:
             command.insert(2, "-v")
         subprocess.run(command, cwd=source, check=True)
@@ -120,6 +149,8 @@ class ControlPlane:
     controller_manager_port: int
     #: Pod-failure back-off of the Job controller (upstream: 10 s); tests shorten it.
     job_backoff: str | None = None
+    #: Extra kube-controller-manager flags (benchmarks: ``--kube-api-qps=…``).
+    controller_manager_flags: list[str] = attrs.field(factory=list)
 
     @property
     def url(self) -> str:
@@ -240,6 +271,7 @@ class ControlPlane:
             "--leader-elect=false",
             "--profiling=false",
             "--v=0",
+            *self.controller_manager_flags,
         ]
 
     def controller_manager_env(self) -> dict[str, str]:

@@ -152,6 +152,12 @@ class NodeAgent:
     ca_file: Path
     base_env: dict[str, str]
     name: str = NODE_NAME
+    #: kwok's trick, for benchmarks of the control path: no process at all; each pod
+    #: is marked Running at once and Succeeded (exit 0) this many seconds later.
+    #: None: pods run (the default).
+    simulate: float | None = None
+    #: Simulated pods: uid → (startedAt as written, monotonic start).
+    simulated: dict[str, tuple[str, float]] = attrs.field(factory=dict)
     pods: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     states: dict[str, PodState] = attrs.field(factory=dict)
     synced: threading.Event = attrs.field(factory=threading.Event)
@@ -325,6 +331,7 @@ class NodeAgent:
     def forget(self, uid: str) -> None:
         """A pod gone from the API server: stop what is left of it, remove its files."""
         state = self.states.pop(uid)
+        self.simulated.pop(uid, None)
         if state.container is not None and state.container.alive():
             state.container.signal(signal.SIGKILL)
         subprocess.run(["rm", "-rf", str(state.directory)], check=False)
@@ -343,6 +350,9 @@ class NodeAgent:
             self._terminate(pod, state)
             return
         if state.terminal:
+            return
+        if self.simulate is not None:
+            self._simulate(pod, state, self.simulate)
             return
         container = state.container
         if container is None or state.next_start:
@@ -370,6 +380,27 @@ class NodeAgent:
             state.terminal = True
             state.save()
 
+    def _simulate(self, pod: dict[str, Any], state: PodState, seconds: float) -> None:
+        """Running at once, Succeeded ``seconds`` later: the status, without a process."""
+        uid = pod["metadata"]["uid"]
+        container_id = f"simulated://{uid}"
+        if uid not in self.simulated:
+            started_at = podspec.now()
+            self.simulated[uid] = (started_at, time.monotonic())
+            self._write_status(
+                pod, podspec.running_status(pod, state.ip, started_at, 0, container_id)
+            )
+            self.changed.set()  # look again soon, for the end
+            return
+        started_at, since = self.simulated[uid]
+        if time.monotonic() - since < seconds:
+            return
+        terminated = podspec.terminated_state(0, started_at, container_id)
+        phase = podspec.final_phase(pod, 0)
+        self._write_status(pod, podspec.terminated_status(pod, terminated, 0, phase))
+        state.terminal = True
+        state.save()
+
     def _new_state(self, pod: dict[str, Any]) -> PodState:
         meta = pod["metadata"]
         directory = self.state_dir / meta["uid"]
@@ -395,7 +426,11 @@ class NodeAgent:
         attempt = state.restart_count + (1 if state.container is not None else 0)
         try:
             base = {**self.base_env, **self._token_env(pod, state)}
-            env = podspec.container_env(pod, container, self._lookup, base)
+            # The addresses a kubelet knows before the container starts (fieldRef
+            # status.podIP resolves to them), though the status saying so comes after.
+            addresses = {"podIP": state.ip, "hostIP": "127.0.0.1"}
+            started = {**pod, "status": {**(pod.get("status") or {}), **addresses}}
+            env = podspec.container_env(started, container, self._lookup, base)
             argv = podspec.container_argv(container, env)
         except (podspec.ConfigError, kubernetes.client.ApiException) as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -619,6 +654,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scheduler-kubeconfig", required=True, help="for pods/binding")
     parser.add_argument("--ca-file", type=Path, required=True)
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--simulate",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="run no process: mark each pod Running, then Succeeded SECONDS later (benchmarks)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     node = kubernetes.config.new_client_from_config(config_file=args.kubeconfig)
@@ -626,7 +668,13 @@ def main(argv: list[str] | None = None) -> int:
     base_env = dict(item.split("=", 1) for item in args.env)
     args.state_dir.mkdir(parents=True, exist_ok=True)
     agent = NodeAgent(
-        args.state_dir, node, scheduler, node.configuration.host, args.ca_file, base_env
+        args.state_dir,
+        node,
+        scheduler,
+        node.configuration.host,
+        args.ca_file,
+        base_env,
+        simulate=args.simulate,
     )
     # Containers outlive the agent, as they outlive a kubelet: a restarted agent adopts them.
     signal.signal(signal.SIGTERM, lambda *_: agent.stopping.set())

@@ -97,6 +97,16 @@ class Stack:
     operators: int = 1
     #: Only etcd, kube-apiserver and the CRD: for benchmarks that seed objects directly.
     control_plane_only: bool = False
+    #: False: the cluster (control plane and node agent) and S3, and nothing of ours:
+    #: no CRD, no accounts, no operator, no API; what ``helm install`` puts there
+    #: (tests/e2e/test_helm.py).
+    workloads: bool = True
+    #: Seconds a pod "runs" when the node agent only simulates them (kwok's way: no
+    #: process; Running at once, Succeeded this much later), for benchmarks of the
+    #: control path. None: pods run as processes.
+    simulate_pods: float | None = None
+    #: Extra kube-controller-manager flags, e.g. ``["--kube-api-qps=100"]`` (benchmarks).
+    controller_manager_flags: list[str] = attrs.field(factory=list)
 
     supervisor: Supervisor = attrs.field(factory=Supervisor, init=False)
     control: controlplane.ControlPlane | None = attrs.field(default=None, init=False)
@@ -159,6 +169,8 @@ class Stack:
                 self._bootstrap(workloads=False)
                 return self
             self._start_s3()
+            if not self.workloads:
+                return self
             self._bootstrap()
             self._start_faults()
             for name, args in self._operator_commands().items():
@@ -205,6 +217,7 @@ class Stack:
             apiserver_port=self.kube_port,
             controller_manager_port=self.controller_manager_port,
             job_backoff=f"{self.backoff_base}s",
+            controller_manager_flags=self.controller_manager_flags,
         )
         control.prepare()
         (control.state_dir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
@@ -251,6 +264,8 @@ class Stack:
             f"--ca-file={control.ca_file}",
             *(f"--env={k}={v}" for k, v in node_env.items()),
         ]
+        if self.simulate_pods is not None:
+            agent.append(f"--simulate={self.simulate_pods}")
         self._add_command("nodeagent", agent, dict(os.environ, PYTHONUNBUFFERED="1"))
 
     def wait_apiserver(self, timeout: float = 120) -> None:

@@ -13,7 +13,16 @@ from typing import Any
 from downloadjobs import model, resource
 from downloadjobs_operator import bundles, manifests, metrics, sharing
 from downloadjobs_operator.context import Context
-from downloadjobs_operator.status import failures_of, phase_of_job, status_patch, transition
+from downloadjobs_operator.status import (
+    attempts_of,
+    failures_of,
+    phase_of_job,
+    status_patch,
+    transition,
+)
+
+#: ``error.reason`` of a job whose worker pod the API server refuses to create.
+REFUSED = "PodRefused"
 
 
 class Outcome(enum.StrEnum):
@@ -49,6 +58,7 @@ class Note(enum.StrEnum):
     JOB_RECREATED = "JobRecreated"
     DRIFT_REPAIRED = "DriftRepaired"
     STALLED = "Stalled"
+    POD_REFUSED = "PodRefused"  # the API server refuses its worker pod: failed
 
 
 def _meta(body: dict[str, Any]) -> tuple[str, str]:
@@ -260,6 +270,38 @@ def cleanup(ctx: Context, body: dict[str, Any]) -> None:
             bundles.remove_bundle(ctx.s3, ctx.s3_settings, bundle)
 
 
+def refuse(ctx: Context, body: dict[str, Any], job: dict[str, Any]) -> bool:
+    """
+    Fail a job whose worker pod the API server refuses to create (a pod that breaks
+    the namespace's Pod Security level, say): the Job controller only retries and
+    posts ``FailedCreate`` events until the Job's deadline, and no retry can succeed
+    until someone changes the chart's values or the namespace. The Job goes; the
+    DownloadJob is a dead letter with the API server's own words, to replay once fixed.
+    """
+    namespace, name = _meta(body)
+    status = model.parse_status(body)
+    job_status = job.get("status") or {}
+    waiting = (
+        status.phase is model.Phase.PROCESSING
+        and not job["spec"].get("suspend")
+        and attempts_of(job_status) == 0
+        and not job_status.get("terminating")
+    )
+    if not waiting:
+        return False
+    why = ctx.cluster.pod_refusal(namespace, job)
+    if why is None:
+        return False
+    message = f"The API server refuses the worker pod: {why}"
+    patch = transition(status, model.Phase.FAILED, REFUSED, message)
+    error = model.JobError(reason=REFUSED, message=message)
+    patch.update(resource.status_patch(error=error, completed_at=model.utcnow()))
+    ctx.cluster.patch_status(namespace, name, patch)
+    ctx.cluster.patch_metadata(namespace, name, {"labels": {model.LABEL_DEAD_LETTER: "true"}})
+    ctx.cluster.delete_job(namespace, job["metadata"]["name"])
+    return True
+
+
 def _still_shared(ctx: Context, body: dict[str, Any], bundle: str) -> bool:
     """Whether a DownloadJob other than ``body``, not being deleted, points at ``bundle``."""
     namespace, name = _meta(body)
@@ -334,6 +376,8 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[Note]:
         return [*notes, Note.JOB_RECREATED] if created else notes
     if follow(ctx, job) is not None:
         notes.append(Note.DRIFT_REPAIRED)
+    if refuse(ctx, body, job):
+        return [*notes, Note.POD_REFUSED]
     beat = status.heartbeat_at or status.started_at
     running = (job.get("status") or {}).get("active") and not job["spec"].get("suspend")
     stale = beat is not None and (now - beat).total_seconds() > ctx.settings.stall_seconds

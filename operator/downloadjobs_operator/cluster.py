@@ -22,6 +22,11 @@ def _dicts(response: Any) -> list[dict[str, Any]]:
     return items
 
 
+def refused(message: str) -> bool:
+    """Whether a ``FailedCreate`` message is a refusal that waiting does not cure."""
+    return " is forbidden: " in message and "exceeded quota" not in message
+
+
 #: Seconds a stalled worker gets between SIGTERM and SIGKILL (a pod's default is 30).
 STALLED_POD_GRACE_SECONDS = 5
 
@@ -155,6 +160,35 @@ class Cluster:
                 return False
             raise
         return True
+
+    def pod_refusal(self, namespace: str, job: dict[str, Any]) -> str | None:
+        """
+        Why the API server refuses the pods of ``job``, when it does: the message of the
+        Job controller's latest ``FailedCreate`` event that names a refusal (Pod
+        Security, a LimitRange, an admission webhook), else None. A refusal for
+        quota is not one: it passes when other pods end.
+        """
+        meta = job["metadata"]
+        selector = ",".join(
+            [
+                "involvedObject.kind=Job",
+                f"involvedObject.name={meta['name']}",
+                f"involvedObject.uid={meta['uid']}",
+                "reason=FailedCreate",
+            ]
+        )
+        response = self.core.list_namespaced_event(
+            namespace, field_selector=selector, _preload_content=False
+        )
+        events = sorted(
+            _dicts(response),
+            key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "",
+        )
+        for event in reversed(events):
+            message = str(event.get("message") or "")
+            if refused(message):
+                return message
+        return None
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and, in the background, its pods."""

@@ -148,6 +148,13 @@ async def reconcile(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_
                 reason="Stalled",
                 message="No heartbeat; its pod was deleted to retry.",
             )
+        elif note == actions.Note.POD_REFUSED:
+            kopf.event(
+                body,
+                type="Warning",
+                reason=actions.Note.POD_REFUSED,
+                message="The API server refuses its worker pod: status.error says why.",
+            )
         elif note not in (actions.Note.EXPIRED, actions.Note.RESUMED):  # Resumed: posted already
             normal(body, note, f"Periodic reconcile: {note}.")
     await memo.queue.poke(str(namespace), unless_fresher_than=2.0)

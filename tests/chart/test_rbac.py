@@ -32,7 +32,7 @@ def operator_rights(scope: str) -> set[Right]:
         # patch: Jobs are created suspended and admitted by unsuspending them.
         | rights(scope, "batch", "jobs", *READ, "create", "patch", "delete")
         | rights(scope, "", "pods", "list", "delete")
-        | rights(scope, "", "events", "create")
+        | rights(scope, "", "events", "create", "list")
     )
 
 

@@ -11,8 +11,10 @@ from downloadjobs_operator.settings import OperatorSettings
 
 
 class FakeCluster:
-    def __init__(self, job: dict[str, Any] | None = None) -> None:
+    def __init__(self, job: dict[str, Any] | None = None, refusal: str | None = None) -> None:
         self.job_body = job
+        self.refusal = refusal
+        self.refusals_asked = 0
         self.deleted: list[str] = []
         self.pods_deleted: list[str] = []
         self.created: list[dict[str, Any]] = []
@@ -23,6 +25,10 @@ class FakeCluster:
 
     def delete_downloadjob(self, namespace: str, name: str) -> None:
         self.deleted.append(name)
+
+    def pod_refusal(self, namespace: str, job: dict[str, Any]) -> str | None:
+        self.refusals_asked += 1
+        return self.refusal
 
     def delete_stalled_pods(
         self, namespace: str, job: str, started_before: datetime.datetime
@@ -213,3 +219,52 @@ def test_reconcile_cancels_a_job_whose_cancel_no_handler_heard(s3: Any) -> None:
     assert cluster.status_patches[-1]["phase"] == "Cancelled"
     assert cluster.jobs_deleted == ["dj-abc"]
     assert cluster.created == [], "a cancelled job never gets its Job back"
+
+
+FORBIDDEN = (
+    'Error creating: pods "dj-abc-x" is forbidden: violates PodSecurity "restricted:latest": '
+    'runAsNonRoot != true (container "worker" must not set securityContext.runAsNonRoot=false)'
+)
+
+
+def test_a_job_whose_pod_the_api_server_refuses_fails_with_its_words() -> None:
+    admitted = {
+        "metadata": {"name": "dj-abc", "uid": "j"},
+        "spec": {"suspend": False},
+        "status": {"startTime": ago(5)},
+    }
+    cluster = FakeCluster(job=admitted, refusal=FORBIDDEN)
+    ctx = context(cluster)
+    processing = body({"phase": "Processing", "jobName": "dj-abc", "startedAt": ago(5)})
+    assert actions.reconcile(ctx, processing) == ["PodRefused"]
+    (patch,) = cluster.status_patches
+    assert patch["phase"] == "Failed"
+    assert patch["error"]["reason"] == "PodRefused"
+    assert 'violates PodSecurity "restricted:latest"' in patch["error"]["message"]
+    assert cluster.metadata_patches == [{"labels": {model.LABEL_DEAD_LETTER: "true"}}]
+    assert cluster.jobs_deleted == ["dj-abc"]
+
+
+def test_a_job_with_a_pod_or_still_queued_is_never_asked_about_refusals() -> None:
+    for job_status, spec in (
+        ({"active": 1, "startTime": ago(5)}, {"suspend": False}),
+        ({"failed": 1, "startTime": ago(5)}, {"suspend": False}),
+        ({}, {"suspend": True}),
+    ):
+        job = {"metadata": {"name": "dj-abc", "uid": "j"}, "spec": spec, "status": job_status}
+        cluster = FakeCluster(job=job, refusal=FORBIDDEN)
+        phase = "Queued" if spec["suspend"] else "Processing"
+        actions.reconcile(context(cluster), body({"phase": phase, "jobName": "dj-abc"}))
+        assert cluster.refusals_asked == 0
+        assert not [p for p in cluster.status_patches if p.get("phase") == "Failed"]
+
+
+def test_only_refusals_that_waiting_does_not_cure_count() -> None:
+    from downloadjobs_operator.cluster import refused
+
+    assert refused(FORBIDDEN)
+    quota = (
+        'Error creating: pods "dj-abc-x" is forbidden: exceeded quota: compute, requested: cpu=1'
+    )
+    assert not refused(quota)
+    assert not refused('Error creating: serviceaccounts "dj-worker" not found')

@@ -167,6 +167,16 @@ map of strings: the operator passes it to every Job pod
 {{- toYaml .Values.containerSecurityContext }}
 {{- end }}
 
+{{/* The worker pods' securityContext: worker.podSecurityContext over podSecurityContext. */}}
+{{- define "downloadjobs.workerPodSecurityContext" -}}
+{{- toYaml (mergeOverwrite (deepCopy .Values.podSecurityContext) .Values.worker.podSecurityContext) }}
+{{- end }}
+
+{{/* The worker container's: worker.containerSecurityContext over containerSecurityContext. */}}
+{{- define "downloadjobs.workerContainerSecurityContext" -}}
+{{- toYaml (mergeOverwrite (deepCopy .Values.containerSecurityContext) .Values.worker.containerSecurityContext) }}
+{{- end }}
+
 {{/* Scheduling fields of a pod, from one role's values (api, operator). */}}
 {{- define "downloadjobs.scheduling" -}}
 {{- with .values.priorityClassName }}

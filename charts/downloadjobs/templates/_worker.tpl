@@ -53,7 +53,7 @@ spec:
       serviceAccountName: {{ include "downloadjobs.serviceAccountName" (dict "root" . "role" "worker") }}
       automountServiceAccountToken: true
       securityContext:
-        {{- include "downloadjobs.podSecurityContext" . | nindent 8 }}
+        {{- include "downloadjobs.workerPodSecurityContext" . | nindent 8 }}
       {{- with .Values.imagePullSecrets }}
       imagePullSecrets:
         {{- toYaml . | nindent 8 }}
@@ -74,7 +74,7 @@ spec:
           {{- . | nindent 10 }}
           {{- end }}
           securityContext:
-            {{- include "downloadjobs.containerSecurityContext" . | nindent 12 }}
+            {{- include "downloadjobs.workerContainerSecurityContext" . | nindent 12 }}
           resources:
             {{- toYaml .Values.worker.resources | nindent 12 }}
           volumeMounts:
