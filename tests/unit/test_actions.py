@@ -8,57 +8,7 @@ from downloadjobs.settings import S3Settings
 from downloadjobs_operator import actions
 from downloadjobs_operator.context import Context
 from downloadjobs_operator.settings import OperatorSettings
-
-
-class FakeCluster:
-    def __init__(self, job: dict[str, Any] | None = None, refusal: str | None = None) -> None:
-        self.job_body = job
-        self.refusal = refusal
-        self.refusals_asked = 0
-        self.deleted: list[str] = []
-        self.pods_deleted: list[str] = []
-        self.created: list[dict[str, Any]] = []
-        self.status_patches: list[dict[str, Any]] = []
-
-    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.job_body
-
-    def delete_downloadjob(self, namespace: str, name: str) -> None:
-        self.deleted.append(name)
-
-    def pod_refusal(self, namespace: str, job: dict[str, Any]) -> str | None:
-        self.refusals_asked += 1
-        return self.refusal
-
-    def delete_stalled_pods(
-        self, namespace: str, job: str, started_before: datetime.datetime
-    ) -> list[str]:
-        self.pods_deleted.append(job)
-        self.started_before = started_before
-        return [f"{job}-abcde"]
-
-    def create_job(self, namespace: str, manifest: dict[str, Any]) -> bool:
-        self.created.append(manifest)
-        return True
-
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.status_patches.append(status)
-
-    def downloadjob(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return None
-
-    def delete_job(self, namespace: str, name: str) -> None:
-        self.jobs_deleted = [*getattr(self, "jobs_deleted", []), name]
-
-    def patch_metadata(
-        self, namespace: str, name: str, patch: dict[str, Any], *, version: str | None = None
-    ) -> bool:
-        self.metadata_patches = [*getattr(self, "metadata_patches", []), patch]
-        return True
-
-    def post_event_once(self, body: dict[str, Any], name: str, reason: str, message: str) -> bool:
-        self.events = [*getattr(self, "events", []), (name, reason, message)]
-        return name not in [e[0] for e in self.events[:-1]]  # the API server's 409
+from tests.unit.fakes import FakeCluster
 
 
 def context(cluster: FakeCluster, **settings: Any) -> Context:

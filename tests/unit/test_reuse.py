@@ -14,88 +14,10 @@ from downloadjobs_operator import actions, sharing
 from downloadjobs_operator.context import Context
 from downloadjobs_operator.queue import AdmissionQueue
 from downloadjobs_operator.settings import OperatorSettings
+from tests.unit.fakes import FakeCluster
 
 S3 = S3Settings(source_bucket="src", bundle_bucket="out")
 FILES = [70001, 70002, 90000]  # 90000 is missing
-
-
-class FakeCluster:
-    """DownloadJobs by name; labels selected as the API server selects them."""
-
-    def __init__(self) -> None:
-        self.bodies: dict[str, dict[str, Any]] = {}
-        self.created: list[str] = []
-        self.conflicts = 0  # versioned metadata patches to refuse, as if someone wrote first
-        self.job_bodies: dict[str, dict[str, Any]] = {}
-        self.jobs_deleted: list[str] = []
-        self.unsuspended: list[str] = []
-
-    def add(self, body: dict[str, Any]) -> dict[str, Any]:
-        body["metadata"].setdefault("resourceVersion", "1")
-        self.bodies[body["metadata"]["name"]] = body
-        return copy.deepcopy(body)
-
-    def downloadjobs(self, namespace: str, labels: dict[str, str] | None = None) -> list[Any]:
-        return [
-            copy.deepcopy(b)
-            for b in self.bodies.values()
-            if all(
-                (b["metadata"].get("labels") or {}).get(k) == v for k, v in (labels or {}).items()
-            )
-        ]
-
-    def downloadjob(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return copy.deepcopy(self.bodies.get(name))
-
-    def _bump(self, body: dict[str, Any]) -> None:
-        body["metadata"]["resourceVersion"] = str(int(body["metadata"]["resourceVersion"]) + 1)
-
-    def patch_metadata(
-        self, namespace: str, name: str, patch: dict[str, Any], *, version: str | None = None
-    ) -> bool:
-        body = self.bodies[name]
-        if version is not None and (
-            self.conflicts or version != body["metadata"]["resourceVersion"]
-        ):
-            self.conflicts = max(self.conflicts - 1, 0)
-            return False
-        for field in ("labels", "annotations"):
-            merged = {**(body["metadata"].get(field) or {}), **patch.get(field, {})}
-            body["metadata"][field] = {k: v for k, v in merged.items() if v is not None}
-        self._bump(body)
-        return True
-
-    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        body = self.bodies[name]
-        merged = {**resource.status(body), **patch}
-        body["status"] = {k: v for k, v in merged.items() if v is not None}
-        self._bump(body)
-
-    def create_job(self, namespace: str, manifest: dict[str, Any]) -> bool:
-        self.created.append(manifest["metadata"]["name"])
-        manifest = {**manifest, "metadata": {**manifest["metadata"], "namespace": namespace}}
-        self.job_bodies.setdefault(manifest["metadata"]["name"], manifest)
-        return True
-
-    def delete_job(self, namespace: str, name: str) -> None:
-        self.job_bodies.pop(name, None)
-        self.jobs_deleted.append(name)
-
-    def jobs(self, namespace: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(j) for j in self.job_bodies.values()]
-
-    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return copy.deepcopy(self.job_bodies.get(name))
-
-    def unsuspend_job(self, namespace: str, name: str) -> bool:
-        self.job_bodies[name]["spec"]["suspend"] = False
-        self.unsuspended.append(name)
-        return True
-
-    def end_job(self, name: str, condition: str) -> dict[str, Any]:
-        job = self.job_bodies[name]
-        job["status"] = {"conditions": [{"type": condition, "status": "True"}]}
-        return copy.deepcopy(job)
 
 
 def new(name: str, files: list[int] = FILES) -> dict[str, Any]:
@@ -141,7 +63,7 @@ def test_the_same_files_again_complete_at_once_with_the_same_bundle(setup: Any) 
     first = build(cluster, ctx, "first")
     again = new("again", list(reversed(FILES)))  # any order: the key sorts the ids
     assert actions.enqueue(ctx, cluster.add(again)) is actions.Outcome.REUSED
-    assert cluster.created == ["dj-first"]  # no Job for the second
+    assert cluster.created_names == ["dj-first"]  # no Job for the second
     body = cluster.bodies["again"]
     status = model.parse_status(body)
     assert status.phase is model.Phase.COMPLETED and status.progress == 100
@@ -182,7 +104,7 @@ def test_no_reuse_of_what_cannot_be_served(setup: Any, why: str) -> None:
     else:
         ctx = Context(cluster, ctx.s3, S3, OperatorSettings(reuse_bundles=False))
     assert actions.enqueue(ctx, cluster.add(new("again"))) is actions.Outcome.CREATED
-    assert cluster.created == ["dj-first", "dj-again"]
+    assert cluster.created_names == ["dj-first", "dj-again"]
 
 
 def test_a_job_changed_meanwhile_is_decided_again_from_what_was_written(setup: Any) -> None:
@@ -197,7 +119,7 @@ def test_a_job_changed_meanwhile_is_decided_again_from_what_was_written(setup: A
     build(cluster, ctx, "first")  # a twin completes meanwhile
     assert actions.enqueue(ctx, stale) is actions.Outcome.CREATED  # the Job, idempotently
     assert cluster.bodies["again"]["status"]["phase"] == "Queued"
-    assert cluster.created == ["dj-again", "dj-first", "dj-again"]
+    assert cluster.created_names == ["dj-again", "dj-first", "dj-again"]
 
 
 def test_a_shared_bundle_goes_with_the_last_job_that_points_at_it(setup: Any) -> None:
