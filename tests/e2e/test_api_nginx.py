@@ -6,7 +6,6 @@ long-polls, and no answer is ever a proxy timeout.
 """
 
 import io
-import subprocess
 import time
 import zipfile
 from collections.abc import Iterator
@@ -15,9 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from downloadjobs_embedded.stack import Stack, free_port
-from downloadjobs_embedded.supervisor import terminate
-from tests.e2e.nginx import nginx_binary, shipped_config
+from downloadjobs_embedded.stack import Stack
+from tests.e2e.nginx import running_nginx
 from tests.e2e.support import running_stack
 
 FILES = list(range(70040, 70052))  # 12 files at 3 s each: about 36 s of processing
@@ -32,44 +30,9 @@ def slow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def proxy(slow_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = nginx_binary()
     prefix = Path(tmp_path_factory.mktemp("nginx"))
-    port = free_port()
-    (prefix / "downloadjobs.conf").write_text(
-        shipped_config(port, f"127.0.0.1:{slow_stack.api_port}")
-    )
-    temp = {name: prefix / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
-    (prefix / "nginx.conf").write_text(
-        f"""
-daemon off;
-master_process off;
-worker_processes 1;
-pid {prefix / "nginx.pid"};
-error_log stderr warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log {prefix / "access.log"};
-    client_body_temp_path {temp["body"]};
-    proxy_temp_path {temp["proxy"]};
-    fastcgi_temp_path {temp["fastcgi"]};
-    uwsgi_temp_path {temp["uwsgi"]};
-    scgi_temp_path {temp["scgi"]};
-    include {prefix / "downloadjobs.conf"};
-}}
-"""
-    )
-    with (prefix / "nginx.log").open("wb") as log:
-        process = subprocess.Popen(
-            [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        slow_stack.wait_http(f"{url}/health", "nginx", timeout=30)
+    with running_nginx(prefix, f"127.0.0.1:{slow_stack.api_port}") as url:
         yield url
-    finally:
-        terminate(process)
 
 
 def test_a_download_longer_than_the_proxy_timeout(proxy: str, slow_stack: Stack) -> None:

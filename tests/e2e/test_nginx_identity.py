@@ -7,7 +7,6 @@ upstream, and ``X-Forwarded-For`` ends with the address nginx saw.
 
 import http.server
 import json
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from downloadjobs_embedded.stack import free_port
-from downloadjobs_embedded.supervisor import terminate
-from tests.e2e.nginx import nginx_binary, shipped_config
+from tests.e2e.nginx import running_nginx
 
 
 class Echo(http.server.BaseHTTPRequestHandler):
@@ -37,50 +34,14 @@ class Echo(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = nginx_binary()
     upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     prefix = Path(tmp_path_factory.mktemp("nginx-identity"))
-    port = free_port()
     address = f"127.0.0.1:{upstream.server_address[1]}"
-    (prefix / "downloadjobs.conf").write_text(shipped_config(port, address))
-    temp = {name: prefix / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
-    (prefix / "nginx.conf").write_text(
-        f"""
-daemon off;
-master_process off;
-worker_processes 1;
-pid {prefix / "nginx.pid"};
-error_log stderr warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {temp["body"]};
-    proxy_temp_path {temp["proxy"]};
-    fastcgi_temp_path {temp["fastcgi"]};
-    uwsgi_temp_path {temp["uwsgi"]};
-    scgi_temp_path {temp["scgi"]};
-    include {prefix / "downloadjobs.conf"};
-}}
-"""
-    )
-    with (prefix / "nginx.log").open("wb") as log:
-        process = subprocess.Popen(
-            [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                threading.Event().wait(0.1)
-        yield url
+        with running_nginx(prefix, address, access_log=False) as url:
+            yield url
     finally:
-        terminate(process)
         upstream.shutdown()
 
 

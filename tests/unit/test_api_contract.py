@@ -5,46 +5,20 @@ and isolation, the job list, per-owner caps, rate limits, headers, logs, metrics
 
 import json
 import logging
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
 from fastapi.testclient import TestClient
-from moto import mock_aws
 
 from downloadjobs import model
 from downloadjobs.settings import S3Settings
 from downloadjobs_api import logs
-from downloadjobs_api.app import create_app
 from downloadjobs_api.jobs import JobService
 from downloadjobs_api.settings import ApiSettings
-from downloadjobs_api.storage import Storage
 from downloadjobs_cli import dev
-from tests.unit.fakes import FakeCustomObjects
+from tests.unit.conftest import MakeClient
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-MakeClient = Callable[..., tuple[TestClient, FakeCustomObjects]]
-
-
-@pytest.fixture
-def make_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeClient]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    with mock_aws():
-        s3 = S3Settings()
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=s3.source_bucket)
-
-        def make(**settings: Any) -> tuple[TestClient, FakeCustomObjects]:
-            api = FakeCustomObjects()
-            storage = Storage(s3)
-            api_settings = ApiSettings(**settings)
-            jobs = JobService(api, "default", storage, settings=api_settings)
-            jobs.cache.synced.set()
-            jobs.cache.mark_connected(True)
-            return TestClient(create_app(jobs, storage, api_settings)), api
-
-        yield make
 
 
 def start(client: TestClient, ids: list[int], **headers: str) -> Any:

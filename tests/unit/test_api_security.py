@@ -11,50 +11,19 @@ import logging
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
 from fastapi.testclient import TestClient
-from moto import mock_aws
 from pydantic import ValidationError
 
-from downloadjobs.settings import S3Settings
-from downloadjobs_api.app import create_app
 from downloadjobs_api.idempotency import idempotent_name
-from downloadjobs_api.jobs import JobService
 from downloadjobs_api.poller import Poller
 from downloadjobs_api.settings import ApiSettings
-from downloadjobs_api.storage import Storage
+from tests.unit.conftest import MakeClient
 from tests.unit.fakes import FakeCustomObjects
 
 USER = "X-Auth-Request-User"
-MakeClient = Callable[..., tuple[TestClient, FakeCustomObjects]]
-
-
-@pytest.fixture
-def make_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeClient]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    with mock_aws():
-        s3 = S3Settings()
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=s3.source_bucket)
-
-        def make(
-            api: FakeCustomObjects | None = None,
-            client: tuple[str, int] = ("testclient", 50000),
-            **settings: Any,
-        ) -> tuple[TestClient, FakeCustomObjects]:
-            api = api or FakeCustomObjects()
-            storage = Storage(s3)
-            api_settings = ApiSettings(**settings)
-            jobs = JobService(api, "default", storage, settings=api_settings)
-            jobs.cache.synced.set()
-            jobs.cache.mark_connected(True)
-            return TestClient(create_app(jobs, storage, api_settings), client=client), api
-
-        yield make
 
 
 def start(client: TestClient, headers: Any = None, ids: list[int] | None = None) -> Any:
