@@ -8,7 +8,10 @@ They return what happened, for the handlers to turn into events.
 
 import datetime
 import enum
+import logging
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from downloadjobs import model, resource
 from downloadjobs_operator import bundles, manifests, metrics, sharing
@@ -23,6 +26,9 @@ from downloadjobs_operator.status import (
 
 #: ``error.reason`` of a job whose worker pod the API server refuses to create.
 REFUSED = "PodRefused"
+
+
+log = logging.getLogger(__name__)
 
 
 class Outcome(enum.StrEnum):
@@ -70,6 +76,22 @@ def bundle_key(ctx: Context, body: dict[str, Any]) -> str:
     return ctx.s3_settings.bundle_key(namespace, name)
 
 
+def _reusable(ctx: Context, body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """
+    The new job's content key, and a completed job whose bundle it can have. S3 away:
+    neither (the job builds its own bundle; reuse is a saving, never a dependency).
+    """
+    file_ids = resource.spec(body).get("fileIds") or []
+    try:
+        key = bundles.content_key(
+            ctx.s3, ctx.s3_settings, file_ids, ctx.settings.worker_compression
+        )
+        return key, sharing.completed_twin(ctx, body, key)
+    except (BotoCoreError, ClientError) as exc:
+        log.warning("no bundle reuse for %s: S3 did not answer (%s)", _meta(body)[1], exc)
+        return None, None
+
+
 def enqueue(ctx: Context, body: dict[str, Any]) -> Outcome:
     """
     A new DownloadJob: completed at once when a bundle of the same files is there
@@ -85,12 +107,7 @@ def enqueue(ctx: Context, body: dict[str, Any]) -> Outcome:
         status = model.parse_status(body)
         if status.phase is not None:
             break
-        key = None
-        if ctx.settings.reuse_bundles:
-            file_ids = resource.spec(body).get("fileIds") or []
-            compression = ctx.settings.worker_compression
-            key = bundles.content_key(ctx.s3, ctx.s3_settings, file_ids, compression)
-        twin = sharing.completed_twin(ctx, body, key) if key else None
+        key, twin = _reusable(ctx, body) if ctx.settings.reuse_bundles else (None, None)
         metadata: dict[str, Any] = {"labels": {model.LABEL_CONTENT_KEY: key}} if key else {}
         if twin is not None:
             metadata["annotations"] = {model.ANNOTATION_BUNDLE_OF: sharing.origin(twin)}

@@ -242,3 +242,17 @@ def test_cancelling_a_follower_leaves_the_build_alone(setup: Any) -> None:
     assert "dj-a" in cluster.job_bodies
     finish(cluster, ctx, "a", "Complete")
     assert resource.phase(cluster.bodies["b"]) is model.Phase.CANCELLED
+
+
+def test_s3_away_means_no_reuse_not_no_job() -> None:
+    """Reuse is a saving, never a dependency: an S3 blip must not hold up admission."""
+    from botocore.exceptions import EndpointConnectionError
+
+    class Unreachable:
+        def head_object(self, **_: Any) -> Any:
+            raise EndpointConnectionError(endpoint_url="http://s3.invalid")
+
+    cluster = FakeCluster()
+    ctx = Context(cluster, Unreachable(), S3, OperatorSettings())  # type: ignore[arg-type]
+    assert actions.enqueue(ctx, cluster.add(new("alone"))) is actions.Outcome.CREATED
+    assert model.LABEL_CONTENT_KEY not in (cluster.bodies["alone"]["metadata"].get("labels") or {})
