@@ -191,7 +191,7 @@ def follow(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     if "attempts" in patch and failures and patch["attempts"] > (current.attempts or 0):
         metrics.RETRIES.inc(patch["attempts"] - max(current.attempts or 1, 1))
     if patch.get("phase") in (model.Phase.COMPLETED.value, model.Phase.FAILED.value):
-        started = current.started_at or model.parse_time(patch.get("startedAt"))
+        started = current.started_at or resource.started_at({"status": patch})
         if started is not None:
             elapsed = (model.utcnow() - started).total_seconds()
             metrics.DURATION.labels(patch["phase"]).observe(max(elapsed, 0))
