@@ -68,8 +68,12 @@ def _run(fn: Any, *args: Any) -> Any:
 
 
 #: The event each action outcome tells (reason, message); the others tell none.
+_QUEUED = ("JobCreated", "Created its Job, suspended until admitted.")
 OUTCOMES = {
-    actions.Outcome.CREATED: ("JobCreated", "Created its Job, suspended until admitted."),
+    actions.Outcome.CREATED: _QUEUED,
+    # An admission pass may have created the Job a moment before this handler ran
+    # (it creates the Job of any job it finds without one): the story is the same.
+    actions.Outcome.EXISTED: _QUEUED,
     actions.Outcome.REUSED: ("Reused", "Completed at once with a bundle built before."),
     actions.Outcome.CANCELLED: ("Cancelled", "Cancelled on request; its Job was deleted."),
     actions.Outcome.IGNORED: ("CancelIgnored", "The job had finished already."),
