@@ -116,16 +116,21 @@ class AdmissionQueue:
             self._settings.max_running_per_owner,
         )
 
-        # The plan is made; its writes are independent of one another, so they go out
-        # together: one after the other, a pass that admits or re-numbers N jobs took
-        # N round trips, and under a burst admission fell behind the arrivals
-        # (benchmarks/controlplane.py).
-        def admit(name: str) -> None:
-            if self._cluster.unsuspend_job(namespace, job_of[name]["metadata"]["name"]):
-                self._cluster.patch_status(
-                    namespace, name, resource.status_patch(queue_position=None)
-                )
-                log.info("admitted %s/%s", namespace, name)
+        # The plan is made. Admissions go out one after the other, oldest first, so that
+        # anyone listing Jobs (kubectl, a test) never sees a younger job running while
+        # an older one is still suspended; there are no more of them than free slots.
+        # The rest of the writes are independent of one another and go out together:
+        # one after the other, a pass that re-numbers N jobs took N round trips, and
+        # under a burst admission fell behind the arrivals (benchmarks/controlplane.py).
+        admitted = [
+            name
+            for name in plan.admit
+            if self._cluster.unsuspend_job(namespace, job_of[name]["metadata"]["name"])
+        ]
+
+        def cleared(name: str) -> None:
+            self._cluster.patch_status(namespace, name, resource.status_patch(queue_position=None))
+            log.info("admitted %s/%s", namespace, name)
 
         def renumber(name: str, position: int) -> None:
             self._cluster.patch_status(
@@ -138,7 +143,7 @@ class AdmissionQueue:
             if resource.queue_position(by_name[name]) != position
         }
         with concurrent.futures.ThreadPoolExecutor(WRITERS) as pool:
-            writes = [pool.submit(admit, name) for name in plan.admit]
+            writes = [pool.submit(cleared, name) for name in admitted]
             writes += [pool.submit(renumber, n, p) for n, p in moved.items()]
             for write in writes:
                 write.result()  # the first error fails the pass, as before

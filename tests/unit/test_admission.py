@@ -1,6 +1,15 @@
 """First in, first out, within the caps: admission as a pure function."""
 
+import time
+
+from downloadjobs import model, resource
+from downloadjobs.settings import S3Settings
+from downloadjobs_operator import actions
 from downloadjobs_operator.admission import Waiting, job_running, order_key, plan
+from downloadjobs_operator.context import Context
+from downloadjobs_operator.queue import AdmissionQueue
+from downloadjobs_operator.settings import OperatorSettings
+from tests.unit.fakes import FakeCluster
 
 
 def waiting(*names: str, owner: str = "a") -> list[Waiting]:
@@ -49,3 +58,33 @@ def test_running_means_admitted_and_unfinished() -> None:
     assert not job_running({"spec": {"suspend": True}})
     done = {"type": "Complete", "status": "True"}
     assert not job_running({"spec": {}, "status": {"conditions": [done]}})
+
+
+class SlowFirstAdmission(FakeCluster):
+    """The first Job's unsuspension is slow: a pass that sent its admissions together
+    would see the later ones land before it."""
+
+    def unsuspend_job(self, namespace: str, name: str) -> bool:
+        if name == "dj-e":  # the oldest
+            time.sleep(0.2)
+        return super().unsuspend_job(namespace, name)
+
+
+def test_a_pass_lands_its_admissions_oldest_first() -> None:
+    cluster = SlowFirstAdmission()
+    settings = OperatorSettings(max_running=3, reuse_bundles=False)
+    ctx = Context(cluster, None, S3Settings(source_bucket="s", bundle_bucket="b"), settings)  # type: ignore[arg-type]
+    for index, name in enumerate(["e", "d", "c", "b", "a"]):  # names against their age
+        body = {
+            "metadata": {
+                "name": name,
+                "namespace": "ns",
+                "uid": name,
+                "annotations": {model.ANNOTATION_SUBMITTED_AT: f"2026-11-30T00:00:0{index}Z"},
+            },
+            "spec": {"fileIds": [index], "owner": "alice"},
+        }
+        assert actions.enqueue(ctx, cluster.add(body)) is actions.Outcome.CREATED
+    AdmissionQueue(cluster, settings, lambda body: True)._pass("ns")
+    assert cluster.unsuspended == ["dj-e", "dj-d", "dj-c"]
+    assert [resource.queue_position(cluster.bodies[n]) for n in ("b", "a")] == [1, 2]
