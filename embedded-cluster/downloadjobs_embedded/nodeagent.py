@@ -21,6 +21,7 @@ Run: ``python -m downloadjobs_embedded.nodeagent --state-dir DIR --kubeconfig NO
 
 import argparse
 import base64
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -47,6 +48,8 @@ HEARTBEAT_SECONDS = 10.0
 #: Requested token lifetime: the kubelet's 3607 s, which the API server extends.
 TOKEN_SECONDS = 3607
 STRATEGIC = "application/strategic-merge-patch+json"
+#: Requests to the API server in flight at once for binding and simulated pods.
+WRITERS = 8
 
 
 @attrs.define
@@ -156,8 +159,16 @@ class NodeAgent:
     #: is marked Running at once and Succeeded (exit 0) this many seconds later.
     #: None: pods run (the default).
     simulate: float | None = None
-    #: Simulated pods: uid → (startedAt as written, monotonic start).
-    simulated: dict[str, tuple[str, float]] = attrs.field(factory=dict)
+    #: Simulated pods: uid → (startedAt as written, monotonic start, its Running write).
+    simulated: dict[str, tuple[str, float, concurrent.futures.Future[None]]] = attrs.field(
+        factory=dict
+    )
+    #: Bindings and simulated pods' status writes go out together, as kube-scheduler
+    #: binds and kubelets write in parallel: one at a time, the agent fell seconds
+    #: behind 20 pods a second and bounded every benchmark of the control path.
+    writers: concurrent.futures.ThreadPoolExecutor = attrs.field(
+        factory=lambda: concurrent.futures.ThreadPoolExecutor(WRITERS, "writer")
+    )
     pods: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     states: dict[str, PodState] = attrs.field(factory=dict)
     synced: threading.Event = attrs.field(factory=threading.Event)
@@ -267,13 +278,22 @@ class NodeAgent:
                 "metadata": {"name": meta["name"], "uid": meta["uid"]},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": self.name},
             }
-            try:
-                api.create_namespaced_pod_binding(
-                    meta["name"], meta["namespace"], binding, _preload_content=False
-                )
-            except kubernetes.client.ApiException as exc:
-                if exc.status not in (404, 409):
-                    logger.warning("binding %s/%s: %s", meta["namespace"], meta["name"], exc)
+            self._submit(self._bind, api, meta["namespace"], binding)
+
+    @staticmethod
+    def _bind(api: kubernetes.client.CoreV1Api, namespace: str, binding: dict[str, Any]) -> None:
+        name = binding["metadata"]["name"]
+        try:
+            api.create_namespaced_pod_binding(name, namespace, binding, _preload_content=False)
+        except kubernetes.client.ApiException as exc:
+            if exc.status not in (404, 409):
+                logger.warning("binding %s/%s: %s", namespace, name, exc)
+
+    def _submit(self, fn: Any, *args: Any) -> concurrent.futures.Future[None]:
+        """Run ``fn`` on a writer thread; an error is logged, as the loop logs its own."""
+        future: concurrent.futures.Future[None] = self.writers.submit(fn, *args)
+        future.add_done_callback(_log_failure)
+        return future
 
     # -- the pods bound here -------------------------------------------------------------------
 
@@ -386,18 +406,18 @@ class NodeAgent:
         container_id = f"simulated://{uid}"
         if uid not in self.simulated:
             started_at = podspec.now()
-            self.simulated[uid] = (started_at, time.monotonic())
-            self._write_status(
-                pod, podspec.running_status(pod, state.ip, started_at, 0, container_id)
-            )
-            self.changed.set()  # look again soon, for the end
+            status = podspec.running_status(pod, state.ip, started_at, 0, container_id)
+            running = self._submit(self._write_status, pod, status)
+            running.add_done_callback(lambda _: self.changed.set())  # look again, for the end
+            self.simulated[uid] = (started_at, time.monotonic(), running)
             return
-        started_at, since = self.simulated[uid]
-        if time.monotonic() - since < seconds:
-            return
+        started_at, since, running = self.simulated[uid]
+        if time.monotonic() - since < seconds or not running.done():
+            return  # (never Succeeded before the Running write has landed)
         terminated = podspec.terminated_state(0, started_at, container_id)
         phase = podspec.final_phase(pod, 0)
-        self._write_status(pod, podspec.terminated_status(pod, terminated, 0, phase))
+        status = podspec.terminated_status(pod, terminated, 0, phase)
+        self._submit(self._write_status, pod, status)
         state.terminal = True
         state.save()
 
@@ -601,6 +621,11 @@ class NodeAgent:
             )
         )
         return {"KUBECONFIG": str(kubeconfig)}
+
+
+def _log_failure(future: concurrent.futures.Future[None]) -> None:
+    if (error := future.exception()) is not None:
+        logger.error("a write to the API server failed: %s", error)
 
 
 def _memory() -> str:

@@ -117,7 +117,7 @@ class Cluster:
             "count": 1,
         }
         try:
-            self.core.create_namespaced_event(meta["namespace"], event)
+            self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
         except ApiException as exc:
             if exc.status == 409:
                 return False
@@ -144,7 +144,7 @@ class Cluster:
     def create_job(self, namespace: str, manifest: dict[str, Any]) -> bool:
         """Create a Job; False when it exists already (creation is idempotent)."""
         try:
-            self.batch.create_namespaced_job(namespace, manifest)
+            self.batch.create_namespaced_job(namespace, manifest, _preload_content=False)
         except ApiException as exc:
             if exc.status == 409:
                 return False
@@ -154,7 +154,9 @@ class Cluster:
     def unsuspend_job(self, namespace: str, name: str) -> bool:
         """Admit a Job; False when it is gone (cancelled meanwhile)."""
         try:
-            self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": False}})
+            self.batch.patch_namespaced_job(
+                name, namespace, {"spec": {"suspend": False}}, _preload_content=False
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return False

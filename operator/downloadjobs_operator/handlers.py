@@ -19,7 +19,7 @@ import prometheus_client
 
 from downloadjobs import kube, model, s3
 from downloadjobs.settings import S3Settings
-from downloadjobs_operator import actions
+from downloadjobs_operator import actions, status
 from downloadjobs_operator.cluster import Cluster
 from downloadjobs_operator.context import Context
 from downloadjobs_operator.queue import AdmissionQueue
@@ -48,6 +48,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     cluster = Cluster()
     memo.ctx = Context(cluster, s3.client(s3_settings), s3_settings, SETTINGS)
     memo.queue = AdmissionQueue(cluster, SETTINGS, functools.partial(_queued, memo.ctx))
+    memo.sightings = {}  # Job uid -> status.sighting() its DownloadJob was last brought to
     if SETTINGS.metrics_port:
         prometheus_client.start_http_server(SETTINGS.metrics_port)
 
@@ -97,10 +98,21 @@ async def create_job(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **
 async def follow_job(
     event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
-    """Mirror a Job's state onto its DownloadJob, with an event on each transition."""
-    namespace = body.get("metadata", {}).get("namespace")
-    if event["type"] != "DELETED":
+    """
+    Mirror a Job's state onto its DownloadJob, with an event on each transition.
+    Only a Job whose :func:`status.sighting` changed costs a read of its DownloadJob
+    and an admission pass: under load, most events are the Job controller's chatter.
+    """
+    meta = body.get("metadata", {})
+    namespace, uid = meta.get("namespace"), meta.get("uid")
+    if event["type"] == "DELETED":
+        memo.sightings.pop(uid, None)
+    else:
+        seen = status.sighting(dict(body))
+        if memo.sightings.get(uid) == seen:
+            return
         changed = await _run(actions.follow, memo.ctx, dict(body))
+        memo.sightings[uid] = seen  # not before: a failed follow is tried on the next event
         if changed is not None:
             owner, patch = changed
             if "phase" in patch:

@@ -105,6 +105,15 @@ def attempts_of(job_status: dict[str, Any]) -> int:
     return counted + len(uncounted.get("failed") or []) + len(uncounted.get("succeeded") or [])
 
 
+def sighting(job: dict[str, Any]) -> tuple[model.Phase, int]:
+    """
+    What of a Job its DownloadJob's status follows. Most of a Job's events change
+    nothing of it (the Job controller writes ready counts, finalizers, uncounted
+    pods…): an event that leaves it as the last one did has nothing to tell.
+    """
+    return phase_of_job(job), attempts_of(job.get("status") or {})
+
+
 def failures_of(job_status: dict[str, Any]) -> int:
     """Failed pods of a Job, counted or not yet counted by the Job controller."""
     uncounted = job_status.get("uncountedTerminatedPods") or {}

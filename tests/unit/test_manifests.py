@@ -7,7 +7,7 @@ from downloadjobs import model
 from downloadjobs.settings import S3Settings
 from downloadjobs_operator import manifests
 from downloadjobs_operator.settings import OperatorSettings
-from downloadjobs_operator.status import conditions_for, phase_of_job, status_patch
+from downloadjobs_operator.status import conditions_for, phase_of_job, sighting, status_patch
 
 BODY = {
     "metadata": {"name": "abc", "namespace": "team", "uid": "uid-1"},
@@ -92,6 +92,43 @@ def test_phase_follows_the_job() -> None:
     assert phase_of_job(job(conditions=[cond("Complete")])) is model.Phase.COMPLETED
     assert phase_of_job(job(conditions=[cond("Failed")])) is model.Phase.FAILED
     assert phase_of_job(job(conditions=[cond("FailureTarget")])) is model.Phase.FAILED
+
+
+def test_a_job_event_with_the_same_sighting_has_nothing_to_tell() -> None:
+    """The operator skips such events; every one of them must yield no patch."""
+    ready = cond("SuccessCriteriaMet")
+    life = [  # one Job's events as the Job controller writes them, one pod failing once
+        {"spec": {"suspend": True}, "status": {}},
+        {"spec": {"suspend": False}, "status": {}},
+        {"status": {"active": 1, "startTime": "2026-01-01T00:00:00Z"}},
+        {"status": {"active": 1, "ready": 1, "startTime": "2026-01-01T00:00:00Z"}},
+        {"status": {"uncountedTerminatedPods": {"failed": ["p1"]}, "startTime": "t"}},
+        {"status": {"failed": 1, "startTime": "t"}},
+        {"status": {"active": 1, "failed": 1, "startTime": "t"}},
+        {"status": {"active": 1, "failed": 1, "ready": 1, "startTime": "t"}},
+        {"status": {"uncountedTerminatedPods": {"succeeded": ["p2"]}, "failed": 1}},
+        {"status": {"failed": 1, "succeeded": 1, "conditions": [ready]}},
+        {"status": {"failed": 1, "succeeded": 1, "conditions": [ready, cond("Complete")]}},
+    ]
+    current = model.DownloadJobStatus(phase=model.Phase.QUEUED)
+    skipped = 0
+    for before, after in zip(life, life[1:], strict=False):
+        before_job = {"metadata": {"name": "dj-abc"}, "spec": {}, **before}
+        after_job = {"metadata": {"name": "dj-abc"}, "spec": {}, **after}
+        patch = status_patch(before_job, current, NOW) or {}
+        current = model.parse_status(
+            {
+                "status": {
+                    **current.model_dump(by_alias=True, exclude_none=True, mode="json"),
+                    **patch,
+                }
+            }
+        )
+        if sighting(after_job) == sighting(before_job):
+            skipped += 1
+            assert status_patch(after_job, current, NOW) is None, after
+    assert skipped >= 4
+    assert current.phase is model.Phase.COMPLETED and current.attempts == 2
 
 
 NOW = datetime.datetime(2026, 1, 1, 0, 2, tzinfo=datetime.UTC)
