@@ -49,6 +49,8 @@ func runEtcd(args []string) int {
 	cfg.AdvertisePeerUrls = []url.URL{*peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.LogLevel = "warn"
+	// NewConfig leaves this at 0, which makes every request "slow": a log line each.
+	cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
 	// One member on a shared laptop: keep the database small and compacted.
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "5m"

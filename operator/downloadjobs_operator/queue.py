@@ -129,7 +129,9 @@ class AdmissionQueue:
         ]
 
         def cleared(name: str) -> None:
-            self._cluster.patch_status(namespace, name, resource.status_patch(queue_position=None))
+            if resource.queue_position(by_name[name]) is not None:
+                patch = resource.status_patch(queue_position=None)
+                self._cluster.patch_status(namespace, name, patch)
             log.info("admitted %s/%s", namespace, name)
 
         def renumber(name: str, position: int) -> None:
