@@ -284,7 +284,9 @@ class NodeAgent:
     def _bind(api: kubernetes.client.CoreV1Api, namespace: str, binding: dict[str, Any]) -> None:
         name = binding["metadata"]["name"]
         try:
-            api.create_namespaced_pod_binding(name, namespace, binding, _preload_content=False)
+            _done(
+                api.create_namespaced_pod_binding(name, namespace, binding, _preload_content=False)
+            )
         except kubernetes.client.ApiException as exc:
             if exc.status not in (404, 409):
                 logger.warning("binding %s/%s: %s", namespace, name, exc)
@@ -515,9 +517,10 @@ class NodeAgent:
             state.deleted_at = time.monotonic()
             options = {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}}
             try:
-                self.core.delete_namespaced_pod(
+                response = self.core.delete_namespaced_pod(
                     meta["name"], meta["namespace"], body=options, _preload_content=False
                 )
+                _done(response)
             except kubernetes.client.ApiException as exc:
                 if exc.status not in (404, 409):
                     raise
@@ -528,13 +531,14 @@ class NodeAgent:
         meta = pod["metadata"]
         body = {"metadata": {"uid": meta["uid"]}, "status": status}
         try:
-            self.core.patch_namespaced_pod_status(
+            response = self.core.patch_namespaced_pod_status(
                 meta["name"],
                 meta["namespace"],
                 body,
                 _content_type=STRATEGIC,
                 _preload_content=False,
             )
+            _done(response)
         except kubernetes.client.ApiException as exc:
             if exc.status not in (404, 409):
                 raise
@@ -621,6 +625,15 @@ class NodeAgent:
             )
         )
         return {"KUBECONFIG": str(kubeconfig)}
+
+
+def _done(response: Any) -> None:
+    """
+    Read an answer we do not need through: urllib3 reuses a connection only once its
+    answer is read, and an unread one left each such request a new TLS handshake.
+    """
+    response.drain_conn()
+    response.release_conn()
 
 
 def _log_failure(future: concurrent.futures.Future[None]) -> None:

@@ -22,6 +22,15 @@ def _dicts(response: Any) -> list[dict[str, Any]]:
     return items
 
 
+def _done(response: Any) -> None:
+    """
+    Read an answer we do not need through: urllib3 reuses a connection only once its
+    answer is read, and an unread one left each such request a new TLS handshake.
+    """
+    response.drain_conn()
+    response.release_conn()
+
+
 def refused(message: str) -> bool:
     """Whether a ``FailedCreate`` message is a refusal that waiting does not cure."""
     return " is forbidden: " in message and "exceeded quota" not in message
@@ -117,7 +126,9 @@ class Cluster:
             "count": 1,
         }
         try:
-            self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
+            _done(
+                self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
+            )
         except ApiException as exc:
             if exc.status == 409:
                 return False
@@ -144,7 +155,7 @@ class Cluster:
     def create_job(self, namespace: str, manifest: dict[str, Any]) -> bool:
         """Create a Job; False when it exists already (creation is idempotent)."""
         try:
-            self.batch.create_namespaced_job(namespace, manifest, _preload_content=False)
+            _done(self.batch.create_namespaced_job(namespace, manifest, _preload_content=False))
         except ApiException as exc:
             if exc.status == 409:
                 return False
@@ -154,9 +165,8 @@ class Cluster:
     def unsuspend_job(self, namespace: str, name: str) -> bool:
         """Admit a Job; False when it is gone (cancelled meanwhile)."""
         try:
-            self.batch.patch_namespaced_job(
-                name, namespace, {"spec": {"suspend": False}}, _preload_content=False
-            )
+            patch = {"spec": {"suspend": False}}
+            _done(self.batch.patch_namespaced_job(name, namespace, patch, _preload_content=False))
         except ApiException as exc:
             if exc.status == 404:
                 return False
@@ -225,12 +235,13 @@ class Cluster:
             if (pod.get("status") or {}).get("phase") in ("Pending", "Running", None):
                 name = pod["metadata"]["name"]
                 try:
-                    self.core.delete_namespaced_pod(
+                    response = self.core.delete_namespaced_pod(
                         name,
                         namespace,
                         grace_period_seconds=STALLED_POD_GRACE_SECONDS,
                         _preload_content=False,
                     )
+                    _done(response)
                 except ApiException as exc:
                     if exc.status != 404:
                         raise
