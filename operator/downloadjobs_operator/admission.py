@@ -21,11 +21,15 @@ SUBMITTED_AT = model.ANNOTATION_SUBMITTED_AT
 
 @dataclasses.dataclass(frozen=True)
 class Waiting:
-    """A queued DownloadJob whose Job exists and is still suspended."""
+    """
+    A queued DownloadJob whose Job is suspended, or (not ``ready``) whose creation
+    handler has not created its Job yet: nobody overtakes it meanwhile.
+    """
 
     name: str
     owner: str
     order: tuple[str, str, str]
+    ready: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,19 +66,26 @@ def plan(
     Admit the oldest waiting jobs into the free slots; number the rest 1, 2, 3 ….
 
     ``running_owners`` has one entry per running Job (its owner). A job whose
-    owner is at the per-owner cap is skipped, not blocking the ones behind it.
+    owner is at the per-owner cap is skipped, not blocking the ones behind it. A job
+    not ``ready`` (no Job yet) does block them, for first in first out: it keeps its
+    place in the numbering, but gets no number written, as it has no Job to admit.
     """
     queue = sorted(waiting, key=lambda w: w.order)
     per_owner = collections.Counter(running_owners)
     free = max_running - sum(per_owner.values())
     admit: list[str] = []
     positions: dict[str, int] = {}
+    ahead = 0
+    held = False
     for item in queue:
+        held = held or not item.ready
         owner_full = max_running_per_owner and per_owner[item.owner] >= max_running_per_owner
-        if free > 0 and not owner_full:
+        if free > 0 and not owner_full and not held:
             admit.append(item.name)
             per_owner[item.owner] += 1
             free -= 1
-        else:
-            positions[item.name] = len(positions) + 1
+            continue
+        ahead += 1
+        if item.ready:
+            positions[item.name] = ahead
     return Plan(admit=admit, positions=positions)

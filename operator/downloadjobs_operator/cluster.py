@@ -162,10 +162,13 @@ class Cluster:
             raise
         return True
 
-    def unsuspend_job(self, namespace: str, name: str) -> bool:
+    def unsuspend_job(self, namespace: str, name: str, admitted_at: str) -> bool:
         """Admit a Job; False when it is gone (cancelled meanwhile)."""
         try:
-            patch = {"spec": {"suspend": False}}
+            patch = {
+                "metadata": {"annotations": {model.ANNOTATION_ADMITTED_AT: admitted_at}},
+                "spec": {"suspend": False},
+            }
             _done(self.batch.patch_namespaced_job(name, namespace, patch, _preload_content=False))
         except ApiException as exc:
             if exc.status == 404:

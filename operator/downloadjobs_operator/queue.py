@@ -11,6 +11,7 @@ import asyncio
 import collections
 import concurrent.futures
 import dataclasses
+import datetime
 import logging
 import time
 from collections.abc import Callable
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: Writes of one admission pass in flight at once.
 WRITERS = 16
+#: Seconds a new DownloadJob's creation handler has to create its Job before an
+#: admission pass does it instead (after a crash of the handler, say).
+ENQUEUE_GRACE_SECONDS = 30
 
 
 @dataclasses.dataclass
@@ -96,17 +100,25 @@ class AdmissionQueue:
             elif job.get("spec", {}).get("suspend") and not _blocked(body):
                 waiting.append(_waiting(body, owner_of))
                 job_of[body["metadata"]["name"]] = job
+        now = model.utcnow()
         for name, body in by_name.items():
-            if name not in with_job and not _blocked(body):
-                # Its creation handler has not run (yet): do it now. False: it did not
-                # need a Job after all (completed with a bundle built before).
-                if not self._enqueue(body) or self._settings.reuse_bundles:
-                    # With reuse, its content key is read back by the next pass (its
-                    # new Job's event brings one): only then can it share a build.
-                    continue
-                waiting.append(_waiting(body, owner_of))
-                replays = resource.replays(body)
-                job_of[name] = {"metadata": {"name": manifests.job_name(name, replays)}}
+            if name in with_job or _blocked(body) or sharing.is_follower(body):
+                continue  # (a follower has no Job: its leader's builds for it)
+            created = model.parse_time(body["metadata"].get("creationTimestamp"))
+            if created is not None and (now - created).total_seconds() < ENQUEUE_GRACE_SECONDS:
+                # Its creation handler is about to create its Job: it keeps its place,
+                # and nobody behind it is admitted meanwhile (its handler wakes a pass).
+                waiting.append(_waiting(body, owner_of, ready=False))
+                continue
+            # Its creation handler should have run long ago: do it here. False: it did
+            # not need a Job after all (completed with a bundle built before).
+            if not self._enqueue(body) or self._settings.reuse_bundles:
+                # With reuse, its content key is read back by the next pass (its
+                # new Job's event brings one): only then can it share a build.
+                continue
+            waiting.append(_waiting(body, owner_of))
+            replays = resource.replays(body)
+            job_of[name] = {"metadata": {"name": manifests.job_name(name, replays)}}
         if self._settings.reuse_bundles:
             waiting = self._share(by_name, running_names, waiting, job_of)
         plan = admission.plan(
@@ -116,19 +128,17 @@ class AdmissionQueue:
             self._settings.max_running_per_owner,
         )
 
-        # The plan is made. Admissions go out one after the other, oldest first, so that
-        # anyone listing Jobs (kubectl, a test) never sees a younger job running while
-        # an older one is still suspended; there are no more of them than free slots.
-        # The rest of the writes are independent of one another and go out together:
-        # one after the other, a pass that re-numbers N jobs took N round trips, and
-        # under a burst admission fell behind the arrivals (benchmarks/controlplane.py).
-        admitted = [
-            name
-            for name in plan.admit
-            if self._cluster.unsuspend_job(namespace, job_of[name]["metadata"]["name"])
-        ]
+        # The plan is made; its writes are independent of one another, so they go out
+        # together: one after the other, a pass that admits or re-numbers N jobs took
+        # N round trips, and under a burst admission fell behind the arrivals
+        # (benchmarks/controlplane.py). Every Job it admits carries the pass's time, so
+        # the order of admission is there to read whatever order the writes land in.
+        admitted_at = datetime.datetime.now(tz=datetime.UTC).isoformat(timespec="microseconds")
 
-        def cleared(name: str) -> None:
+        def admit(name: str) -> None:
+            job = job_of[name]["metadata"]["name"]
+            if not self._cluster.unsuspend_job(namespace, job, admitted_at):
+                return
             if resource.queue_position(by_name[name]) is not None:
                 patch = resource.status_patch(queue_position=None)
                 self._cluster.patch_status(namespace, name, patch)
@@ -145,7 +155,7 @@ class AdmissionQueue:
             if resource.queue_position(by_name[name]) != position
         }
         with concurrent.futures.ThreadPoolExecutor(WRITERS) as pool:
-            writes = [pool.submit(cleared, name) for name in admitted]
+            writes = [pool.submit(admit, name) for name in plan.admit]
             writes += [pool.submit(renumber, n, p) for n, p in moved.items()]
             for write in writes:
                 write.result()  # the first error fails the pass, as before
@@ -177,6 +187,9 @@ class AdmissionQueue:
                 builds.setdefault(key, name)
         kept = []
         for entry in sorted(waiting, key=lambda w: w.order):
+            if not entry.ready:
+                kept.append(entry)  # no Job, no content key yet: it keeps its place
+                continue
             body = by_name[entry.name]
             key = sharing.content_key(body)
             if (
@@ -195,9 +208,11 @@ class AdmissionQueue:
         return kept
 
 
-def _waiting(body: dict[str, Any], owner_of: dict[str, str]) -> admission.Waiting:
+def _waiting(
+    body: dict[str, Any], owner_of: dict[str, str], *, ready: bool = True
+) -> admission.Waiting:
     name = body["metadata"]["name"]
-    return admission.Waiting(name, owner_of[name], admission.order_key(body))
+    return admission.Waiting(name, owner_of[name], admission.order_key(body), ready)
 
 
 def _blocked(body: dict[str, Any]) -> bool:

@@ -58,6 +58,9 @@ ANNOTATION_CANCEL = f"{GROUP}/cancel-requested"
 ANNOTATION_RETRY = f"{GROUP}/retry-requested"
 #: When the API accepted the job, to the microsecond: the queue's FIFO order.
 ANNOTATION_SUBMITTED_AT = f"{GROUP}/submitted-at"
+#: On a Job: when the admission pass that unsuspended it began, the same for every Job
+#: that pass admitted (they are admitted together, whatever order their writes land in).
+ANNOTATION_ADMITTED_AT = f"{GROUP}/admitted-at"
 #: The job whose bundle this one reuses (set by the operator; a worker cannot write it).
 ANNOTATION_BUNDLE_OF = f"{GROUP}/bundle-of"
 #: The W3C traceparent of the request that created the job; the worker gets it as TRACEPARENT.

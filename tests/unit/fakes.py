@@ -6,6 +6,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from downloadjobs import model
+
 
 class FakeCustomObjects:
     """Just enough of CustomObjectsApi: a dict of bodies by name."""
@@ -137,8 +139,10 @@ class FakeCluster:
         self.job_bodies.pop(name, None)
         self.jobs_deleted.append(name)
 
-    def unsuspend_job(self, namespace: str, name: str) -> bool:
-        self.job_bodies[name]["spec"]["suspend"] = False
+    def unsuspend_job(self, namespace: str, name: str, admitted_at: str) -> bool:
+        job = self.job_bodies[name]
+        job["metadata"].setdefault("annotations", {})[model.ANNOTATION_ADMITTED_AT] = admitted_at
+        job["spec"]["suspend"] = False
         self.unsuspended.append(name)
         return True
 

@@ -1,11 +1,11 @@
 """First in, first out, within the caps: admission as a pure function."""
 
-import time
+import datetime
 
 from downloadjobs import model, resource
 from downloadjobs.settings import S3Settings
 from downloadjobs_operator import actions
-from downloadjobs_operator.admission import Waiting, job_running, order_key, plan
+from downloadjobs_operator.admission import Plan, Waiting, job_running, order_key, plan
 from downloadjobs_operator.context import Context
 from downloadjobs_operator.queue import AdmissionQueue
 from downloadjobs_operator.settings import OperatorSettings
@@ -60,31 +60,51 @@ def test_running_means_admitted_and_unfinished() -> None:
     assert not job_running({"spec": {}, "status": {"conditions": [done]}})
 
 
-class SlowFirstAdmission(FakeCluster):
-    """The first Job's unsuspension is slow: a pass that sent its admissions together
-    would see the later ones land before it."""
+def test_nobody_overtakes_a_job_whose_job_is_not_there_yet() -> None:
+    early, middle, late = waiting("j1", "j2", "j3")
+    pending = Waiting(early.name, early.owner, early.order, ready=False)
+    assert plan([pending, middle, late], [], max_running=3) == Plan(
+        admit=[], positions={"j2": 2, "j3": 3}
+    )
+    held = Waiting(middle.name, middle.owner, middle.order, ready=False)
+    assert plan([early, held, late], [], max_running=3) == Plan(admit=["j1"], positions={"j3": 2})
 
-    def unsuspend_job(self, namespace: str, name: str) -> bool:
-        if name == "dj-e":  # the oldest
-            time.sleep(0.2)
-        return super().unsuspend_job(namespace, name)
+
+def queued(cluster: FakeCluster, ctx: Context, name: str, second: int, *, job: bool) -> None:
+    created = model.utcnow() - datetime.timedelta(seconds=10 if not job else 5)
+    body = {
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": name,
+            "creationTimestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "annotations": {model.ANNOTATION_SUBMITTED_AT: f"2026-11-30T00:00:{second:02}Z"},
+        },
+        "spec": {"fileIds": [second], "owner": "alice"},
+    }
+    stored = cluster.add(body)
+    if job:
+        assert actions.enqueue(ctx, stored) is actions.Outcome.CREATED
 
 
-def test_a_pass_lands_its_admissions_oldest_first() -> None:
-    cluster = SlowFirstAdmission()
+def test_a_pass_admits_in_order_and_stamps_its_jobs_alike() -> None:
+    cluster = FakeCluster()
     settings = OperatorSettings(max_running=3, reuse_bundles=False)
     ctx = Context(cluster, None, S3Settings(source_bucket="s", bundle_bucket="b"), settings)  # type: ignore[arg-type]
-    for index, name in enumerate(["e", "d", "c", "b", "a"]):  # names against their age
-        body = {
-            "metadata": {
-                "name": name,
-                "namespace": "ns",
-                "uid": name,
-                "annotations": {model.ANNOTATION_SUBMITTED_AT: f"2026-11-30T00:00:0{index}Z"},
-            },
-            "spec": {"fileIds": [index], "owner": "alice"},
-        }
-        assert actions.enqueue(ctx, cluster.add(body)) is actions.Outcome.CREATED
-    AdmissionQueue(cluster, settings, lambda body: True)._pass("ns")
-    assert cluster.unsuspended == ["dj-e", "dj-d", "dj-c"]
-    assert [resource.queue_position(cluster.bodies[n]) for n in ("b", "a")] == [1, 2]
+    queue = AdmissionQueue(cluster, settings, lambda body: True)
+    queued(cluster, ctx, "first", 0, job=False)  # just created: its handler has not run yet
+    for second, name in enumerate(["e", "d", "c", "b", "a"], start=1):  # names against age
+        queued(cluster, ctx, name, second, job=True)
+    queue._pass("ns")
+    assert cluster.unsuspended == [], "nobody overtakes the first while its Job is not there"
+    assert [resource.queue_position(cluster.bodies[n]) for n in "edcba"] == [2, 3, 4, 5, 6]
+
+    assert actions.enqueue(ctx, cluster.downloadjob("ns", "first") or {}) is actions.Outcome.CREATED
+    queue._pass("ns")
+    assert sorted(cluster.unsuspended) == ["dj-d", "dj-e", "dj-first"]
+    stamps = {
+        cluster.job_bodies[job]["metadata"]["annotations"][model.ANNOTATION_ADMITTED_AT]
+        for job in cluster.unsuspended
+    }
+    assert len(stamps) == 1, "one pass, one admission time"
+    assert [resource.queue_position(cluster.bodies[n]) for n in "cba"] == [1, 2, 3]

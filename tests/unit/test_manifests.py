@@ -1,6 +1,7 @@
 """The Job built for a DownloadJob, and the status mapped back from the Job."""
 
 import datetime
+import itertools
 from typing import Any
 
 from downloadjobs import model
@@ -112,7 +113,7 @@ def test_a_job_event_with_the_same_sighting_has_nothing_to_tell() -> None:
     ]
     current = model.DownloadJobStatus(phase=model.Phase.QUEUED)
     skipped = 0
-    for before, after in zip(life, life[1:], strict=False):
+    for before, after in itertools.pairwise(life):
         before_job = {"metadata": {"name": "dj-abc"}, "spec": {}, **before}
         after_job = {"metadata": {"name": "dj-abc"}, "spec": {}, **after}
         patch = status_patch(before_job, current, NOW) or {}
