@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The chart scanners live in their own venv: checkov's pins must not move the project's.
 TOOLS  := .venv-tools
 
-.PHONY: dev demo test system lint unit e2e browser screenshot chart crd clean controlplane
+.PHONY: dev demo test system lint unit e2e browser screenshot chart crd clean controlplane seaweedfs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ $(TOOLS)/.installed: tests/chart/tools-requirements.txt
 # ~/.cache/downloadjobs/controlplane/<digest of go.mod, go.sum, *.go and the Go version>.
 controlplane: $(STAMP) ## build (once) the embedded cluster's kube-apiserver, controller-manager, etcd
 	$(BIN)/python -m downloadjobs_embedded.controlplane
+
+# SeaweedFS's S3 gateway for `benchmarks/bundle.py --s3 seaweedfs` only (not the tests):
+# built once per machine into ~/.cache/downloadjobs/seaweedfs/<digest of go.mod, go.sum, Go>.
+seaweedfs: $(STAMP) ## build (once) the S3 server the bundle benchmark can measure against
+	$(BIN)/python benchmarks/s3servers.py seaweedfs
 
 dev: $(STAMP) controlplane ## run API, operator, embedded cluster and S3 on localhost
 	$(BIN)/downloadjobs dev
