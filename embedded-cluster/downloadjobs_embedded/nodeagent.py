@@ -37,6 +37,7 @@ from typing import Any
 import attrs
 import kubernetes
 
+from downloadjobs import kube
 from downloadjobs_embedded import podspec
 
 logger = logging.getLogger("nodeagent")
@@ -284,7 +285,7 @@ class NodeAgent:
     def _bind(api: kubernetes.client.CoreV1Api, namespace: str, binding: dict[str, Any]) -> None:
         name = binding["metadata"]["name"]
         try:
-            _done(
+            kube.read_through(
                 api.create_namespaced_pod_binding(name, namespace, binding, _preload_content=False)
             )
         except kubernetes.client.ApiException as exc:
@@ -520,7 +521,7 @@ class NodeAgent:
                 response = self.core.delete_namespaced_pod(
                     meta["name"], meta["namespace"], body=options, _preload_content=False
                 )
-                _done(response)
+                kube.read_through(response)
             except kubernetes.client.ApiException as exc:
                 if exc.status not in (404, 409):
                     raise
@@ -538,7 +539,7 @@ class NodeAgent:
                 _content_type=STRATEGIC,
                 _preload_content=False,
             )
-            _done(response)
+            kube.read_through(response)
         except kubernetes.client.ApiException as exc:
             if exc.status not in (404, 409):
                 raise
@@ -625,15 +626,6 @@ class NodeAgent:
             )
         )
         return {"KUBECONFIG": str(kubeconfig)}
-
-
-def _done(response: Any) -> None:
-    """
-    Read an answer we do not need through: urllib3 reuses a connection only once its
-    answer is read, and an unread one left each such request a new TLS handshake.
-    """
-    response.drain_conn()
-    response.release_conn()
 
 
 def _log_failure(future: concurrent.futures.Future[None]) -> None:

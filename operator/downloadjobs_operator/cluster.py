@@ -12,7 +12,7 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from downloadjobs import model
+from downloadjobs import kube, model
 
 MANAGED = f"{model.LABEL_MANAGED_BY}={model.MANAGED_BY}"
 
@@ -20,15 +20,6 @@ MANAGED = f"{model.LABEL_MANAGED_BY}={model.MANAGED_BY}"
 def _dicts(response: Any) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = json.loads(response.data)["items"]
     return items
-
-
-def _done(response: Any) -> None:
-    """
-    Read an answer we do not need through: urllib3 reuses a connection only once its
-    answer is read, and an unread one left each such request a new TLS handshake.
-    """
-    response.drain_conn()
-    response.release_conn()
 
 
 def refused(message: str) -> bool:
@@ -126,7 +117,7 @@ class Cluster:
             "count": 1,
         }
         try:
-            _done(
+            kube.read_through(
                 self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
             )
         except ApiException as exc:
@@ -155,7 +146,9 @@ class Cluster:
     def create_job(self, namespace: str, manifest: dict[str, Any]) -> bool:
         """Create a Job; False when it exists already (creation is idempotent)."""
         try:
-            _done(self.batch.create_namespaced_job(namespace, manifest, _preload_content=False))
+            kube.read_through(
+                self.batch.create_namespaced_job(namespace, manifest, _preload_content=False)
+            )
         except ApiException as exc:
             if exc.status == 409:
                 return False
@@ -169,7 +162,9 @@ class Cluster:
                 "metadata": {"annotations": {model.ANNOTATION_ADMITTED_AT: admitted_at}},
                 "spec": {"suspend": False},
             }
-            _done(self.batch.patch_namespaced_job(name, namespace, patch, _preload_content=False))
+            kube.read_through(
+                self.batch.patch_namespaced_job(name, namespace, patch, _preload_content=False)
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return False
@@ -244,7 +239,7 @@ class Cluster:
                         grace_period_seconds=STALLED_POD_GRACE_SECONDS,
                         _preload_content=False,
                     )
-                    _done(response)
+                    kube.read_through(response)
                 except ApiException as exc:
                     if exc.status != 404:
                         raise

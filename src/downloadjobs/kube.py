@@ -1,6 +1,7 @@
 """Loading the Kubernetes client configuration: in-cluster first, then kubeconfig."""
 
 import os
+from typing import Any
 
 import kubernetes
 
@@ -20,3 +21,13 @@ def load_config() -> None:
     config = kubernetes.client.Configuration.get_default_copy()
     config.connection_pool_maxsize = max(config.connection_pool_maxsize or 0, 32)
     kubernetes.client.Configuration.set_default(config)
+
+
+def read_through(response: Any) -> None:
+    """
+    Read an answer nobody needs (a ``_preload_content=False`` call) to its end: urllib3
+    reuses a connection only once its answer is read, and an unread one left each such
+    request a new TLS handshake (the top cost of the operator and node agent under load).
+    """
+    response.drain_conn()
+    response.release_conn()
