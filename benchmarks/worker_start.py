@@ -14,7 +14,9 @@ alone: imports, settings, credentials, the client, one round trip to each stub.
 The last line is JSON: ``start_to_first_request_s`` (worker, median), ``baseline_s``
 (median), ``ratio`` (the first over the second), ``import_s`` (median time to import
 the worker's entry module, in a process of its own) and ``rss_mib`` (the worker's
-median peak RSS).
+median peak RSS); ``botocore_baseline_s`` and ``ratio_to_botocore`` are the same
+against a third process that makes the request through botocore's session alone,
+as the worker does: what is left once boto3's own layer is out of the way.
 
 Usage: ``python benchmarks/worker_start.py [--runs N]``. To measure another version
 of the worker, put its source first on ``PYTHONPATH``.
@@ -54,6 +56,12 @@ try:
 except client.exceptions.ClientError:
     pass
 """
+
+#: The same request through botocore's own session, without boto3's s3transfer layer:
+#: the floor of the library the worker calls (``downloadjobs.s3.client``).
+BOTOCORE = BASELINE.replace("import boto3", "import botocore.session").replace(
+    "boto3.client(", "botocore.session.get_session().create_client("
+)
 
 IMPORT = (
     "import time; t = time.perf_counter(); import downloadjobs_worker.main; "
@@ -178,12 +186,17 @@ def main() -> None:
             "AWS_SECRET_ACCESS_KEY": "bench",
         }
         env.pop("KUBERNETES_SERVICE_HOST", None)
+        # The image's pip install compiles every module: here the warm-up run writes the
+        # .pyc files, or each run would compile whatever changed since the last one.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         worker = [sys.executable, "-m", "downloadjobs_cli", "worker"]
         baseline = [sys.executable, "-c", BASELINE]
-        sides: dict[str, list[dict[str, float]]] = {"worker": [], "baseline": []}
+        botocore = [sys.executable, "-c", BOTOCORE]
+        sides: dict[str, list[dict[str, float]]] = {"worker": [], "baseline": [], "botocore": []}
         runs: list[tuple[str, Callable[[], dict[str, float]]]] = [
             ("worker", lambda: timed(stubs, worker, env, directory / "worker.log")),
             ("baseline", lambda: timed(stubs, baseline, env, directory / "baseline.log")),
+            ("botocore", lambda: timed(stubs, botocore, env, directory / "botocore.log")),
         ]
         timed(stubs, worker, env, directory / "warm.log")  # page cache, .pyc files
         for run in range(args.runs):
@@ -207,6 +220,8 @@ def main() -> None:
         "import_s": round(statistics.median(imports), 3),
         "rss_mib": round(median(sides["worker"], "rss_mib"), 1),
         "baseline_rss_mib": round(median(sides["baseline"], "rss_mib"), 1),
+        "botocore_baseline_s": round(median(sides["botocore"], "first_request_s"), 3),
+        "ratio_to_botocore": round(worker_s / median(sides["botocore"], "first_request_s"), 3),
         "runs": args.runs,
     }
     print(json.dumps(result))

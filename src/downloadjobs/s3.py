@@ -1,10 +1,17 @@
-"""The boto3 S3 clients, configured once from :class:`S3Settings`, and what both the
-operator and the worker ask of S3."""
+"""
+The S3 clients, configured once from :class:`S3Settings`, and what both the
+operator and the worker ask of S3.
+
+The clients come from botocore's own session, which is what ``boto3.client`` returns
+too: boto3 adds its resources and s3transfer's managed transfers, which nothing here
+uses (the worker has its own multipart writer), and importing them costs every worker
+pod about 0.06 s before its first request (``benchmarks/worker_start.py``).
+"""
 
 import concurrent.futures
 from typing import Any, NamedTuple
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -36,7 +43,8 @@ def client(
         read_timeout=60,
         max_pool_connections=max_pool_connections,
     )
-    return boto3.client("s3", endpoint_url=endpoint, config=config, **(credentials or {}))
+    session = botocore.session.get_session()
+    return session.create_client("s3", endpoint_url=endpoint, config=config, **(credentials or {}))
 
 
 class Head(NamedTuple):
