@@ -19,7 +19,7 @@ import prometheus_client
 
 from downloadjobs import kube, model, s3
 from downloadjobs.settings import S3Settings
-from downloadjobs_operator import actions, status
+from downloadjobs_operator import actions, sharing, status
 from downloadjobs_operator.cluster import Cluster
 from downloadjobs_operator.context import Context
 from downloadjobs_operator.queue import AdmissionQueue
@@ -47,7 +47,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     s3_settings = S3Settings()
     cluster = Cluster()
     memo.ctx = Context(cluster, s3.client(s3_settings), s3_settings, SETTINGS)
-    memo.queue = AdmissionQueue(cluster, SETTINGS, functools.partial(_queued, memo.ctx))
+    memo.queue = AdmissionQueue(
+        cluster,
+        SETTINGS,
+        functools.partial(_queued, memo.ctx),
+        functools.partial(sharing.reuse, memo.ctx),
+    )
     memo.sightings = {}  # Job uid -> status.sighting() its DownloadJob was last brought to
     if SETTINGS.metrics_port:
         prometheus_client.start_http_server(SETTINGS.metrics_port)

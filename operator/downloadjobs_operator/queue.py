@@ -51,10 +51,12 @@ class AdmissionQueue:
         cluster: Cluster,
         settings: OperatorSettings,
         enqueue: Callable[[dict[str, Any]], bool],
+        reuse: Callable[[dict[str, Any], dict[str, Any], str], bool] | None = None,
     ) -> None:
         self._cluster = cluster
         self._settings = settings
         self._enqueue = enqueue
+        self._reuse = reuse
         self._states: dict[str, _NamespaceState] = collections.defaultdict(_NamespaceState)
 
     async def poke(self, namespace: str, *, unless_fresher_than: float = 0.0) -> None:
@@ -185,6 +187,13 @@ class AdmissionQueue:
             key = sharing.content_key(by_name[name])
             if key:
                 builds.setdefault(key, name)
+        # A twin that completed after a job arrived (too late for its creation handler
+        # to reuse it, too early for this pass to see it building) serves it still.
+        built: dict[str, str] = {}
+        for name, body in by_name.items():
+            key = sharing.built_key(body)
+            if key:
+                built.setdefault(key, name)
         kept = []
         for entry in sorted(waiting, key=lambda w: w.order):
             if not entry.ready:
@@ -198,11 +207,15 @@ class AdmissionQueue:
                 and not resource.job_name(body)
             ):
                 continue  # seen before its creation handler wrote anything: the next pass
+            job = job_of[entry.name]["metadata"]["name"]
+            twin = built.get(key) if key and key not in builds else None
+            if twin and self._reuse is not None and self._reuse(body, by_name[twin], job):
+                log.info("%s completed with the bundle of %s", entry.name, twin)
+                continue
             leader = builds.setdefault(key, entry.name) if key else entry.name
             if leader == entry.name:
                 kept.append(entry)
                 continue
-            job = job_of[entry.name]["metadata"]["name"]
             sharing.follow(self._cluster, body, leader, job)
             log.info("%s follows %s, which builds the same bundle", entry.name, leader)
         return kept

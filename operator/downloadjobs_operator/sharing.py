@@ -12,13 +12,18 @@ with its error, or, when the leader's build stops without a result, released to
 build for itself.
 """
 
+import logging
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from downloadjobs import model, resource
 from downloadjobs_operator import admission, bundles, manifests, metrics
 from downloadjobs_operator.cluster import Cluster
 from downloadjobs_operator.context import Context
 from downloadjobs_operator.status import transition
+
+log = logging.getLogger(__name__)
 
 
 def _meta(body: dict[str, Any]) -> tuple[str, str]:
@@ -47,6 +52,43 @@ def is_follower(body: dict[str, Any]) -> bool:
 
 def _alive(body: dict[str, Any]) -> bool:
     return not body["metadata"].get("deletionTimestamp")
+
+
+def built_key(body: dict[str, Any]) -> str | None:
+    """
+    The content key of the bundle a completed job built or reused, if it may serve
+    others (alive, its result of that key): read from the raw body, as an admission
+    pass asks it of every job it lists. The bundle's presence is for the caller to check.
+    """
+    key = content_key(body)
+    result = resource.status(body).get("result") or {}
+    if (
+        key
+        and resource.phase(body) is model.Phase.COMPLETED
+        and result.get("contentKey") == key
+        and _alive(body)
+    ):
+        return key
+    return None
+
+
+def reuse(ctx: Context, body: dict[str, Any], twin: dict[str, Any], job: str) -> bool:
+    """
+    Complete a queued ``body`` with ``twin``'s bundle, if it is still there, and delete
+    its suspended ``job``: for a job that arrived while its twin was still building and
+    found neither a bundle to reuse nor, by the next admission pass, a build to follow.
+    S3 away: False, and the job builds its own (a saving, never a dependency).
+    """
+    try:
+        if not bundles.bundle_exists(ctx.s3, ctx.s3_settings, shared_bundle(ctx, twin)):
+            return False
+    except (BotoCoreError, ClientError) as exc:
+        log.warning("no bundle reuse for %s: S3 did not answer (%s)", _meta(body)[1], exc)
+        return False
+    namespace, _ = _meta(body)
+    complete_with(ctx, body, twin)
+    ctx.cluster.delete_job(namespace, job)
+    return True
 
 
 def completed_twin(ctx: Context, body: dict[str, Any], key: str) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ and goes only with the last job that points at it (moto S3, a fake cluster).
 """
 
 import copy
+import functools
 from typing import Any
 
 import pytest
@@ -256,3 +257,63 @@ def test_s3_away_means_no_reuse_not_no_job() -> None:
     ctx = Context(cluster, Unreachable(), S3, OperatorSettings())  # type: ignore[arg-type]
     assert actions.enqueue(ctx, cluster.add(new("alone"))) is actions.Outcome.CREATED
     assert model.LABEL_CONTENT_KEY not in (cluster.bodies["alone"]["metadata"].get("labels") or {})
+
+
+def twin_completes_before_the_next_pass(
+    cluster: FakeCluster, ctx: Context, *, bundle: bool, s3_away: Any = None
+) -> AdmissionQueue:
+    """``a`` is building when ``b`` arrives; ``a`` completes before any pass sees ``b``."""
+    queue = AdmissionQueue(
+        ctx.cluster, ctx.settings, lambda body: True, functools.partial(sharing.reuse, ctx)
+    )
+    assert actions.enqueue(ctx, cluster.add(new("a"))) is actions.Outcome.CREATED
+    queue._pass("ns")
+    assert cluster.unsuspended == ["dj-a"]
+    late = new("b")
+    late["metadata"]["creationTimestamp"] = "2026-11-29T00:00:01Z"
+    assert actions.enqueue(ctx, cluster.add(late)) is actions.Outcome.CREATED  # a still builds
+    key = cluster.bodies["a"]["metadata"]["labels"][model.LABEL_CONTENT_KEY]
+    if bundle:
+        ctx.s3.put_object(Bucket="out", Key=S3.bundle_key("ns", "a"), Body=b"PK bundle")
+    result = model.BundleResult(bucket="out", key=S3.bundle_key("ns", "a"), size=9, content_key=key)
+    cluster.patch_status("ns", "a", resource.status_patch(result=result, files_total=3))
+    actions.follow(ctx, cluster.end_job("dj-a", "Complete"))
+    assert resource.phase(cluster.bodies["a"]) is model.Phase.COMPLETED
+    if s3_away:
+        ctx.s3.head_object = s3_away
+    queue._pass("ns")
+    return queue
+
+
+def test_a_twin_that_completed_before_the_next_pass_serves_the_job_that_waited(
+    setup: Any,
+) -> None:
+    cluster, ctx = setup
+    twin_completes_before_the_next_pass(cluster, ctx, bundle=True)
+    body = cluster.bodies["b"]
+    assert resource.phase(body) is model.Phase.COMPLETED
+    assert body["status"]["result"]["reused"] is True
+    assert body["status"]["result"]["key"] == S3.bundle_key("ns", "a")
+    assert cluster.unsuspended == ["dj-a"], "no second build"
+    assert "dj-b" in cluster.jobs_deleted and "dj-b" not in cluster.job_bodies
+
+
+def test_a_twin_whose_bundle_is_gone_serves_nobody(setup: Any) -> None:
+    cluster, ctx = setup
+    twin_completes_before_the_next_pass(cluster, ctx, bundle=False)
+    assert resource.phase(cluster.bodies["b"]) is model.Phase.QUEUED
+    assert cluster.unsuspended == ["dj-a", "dj-b"], "it builds its own"
+
+
+
+def test_s3_away_at_the_pass_means_a_build_not_a_stuck_queue(setup: Any) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    cluster, ctx = setup
+
+    def unreachable(**_: Any) -> Any:
+        raise EndpointConnectionError(endpoint_url="http://s3.invalid")
+
+    twin_completes_before_the_next_pass(cluster, ctx, bundle=True, s3_away=unreachable)
+    assert resource.phase(cluster.bodies["b"]) is model.Phase.QUEUED
+    assert cluster.unsuspended == ["dj-a", "dj-b"], "it builds its own"
