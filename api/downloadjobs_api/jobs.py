@@ -151,6 +151,7 @@ class JobService:
                 "namespace": self._namespace,
                 "labels": {model.LABEL_MANAGED_BY: model.MANAGED_BY},
                 "annotations": annotations,
+                "finalizers": [model.FINALIZER],
             },
             "spec": spec.to_wire(),
         }

@@ -44,6 +44,18 @@ def order_key(body: dict[str, Any]) -> tuple[str, str, str]:
     return (meta.get("creationTimestamp", ""), submitted, meta.get("name", ""))
 
 
+def job_digest(job: dict[str, Any]) -> dict[str, Any]:
+    """What an admission pass reads of a Job (its name, labels, suspension and end), and
+    all an operator keeps of each: the Job controller rewrites the rest on every pod."""
+    meta = job.get("metadata", {})
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return {
+        "metadata": {"name": meta.get("name"), "labels": dict(meta.get("labels") or {})},
+        "spec": {"suspend": (job.get("spec") or {}).get("suspend")},
+        "status": {"conditions": [dict(c) for c in conditions]},
+    }
+
+
 def job_finished(job: dict[str, Any]) -> bool:
     conditions = (job.get("status") or {}).get("conditions") or []
     return any(

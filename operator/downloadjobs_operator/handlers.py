@@ -9,6 +9,7 @@ because the API server prunes status fields that the CRD does not declare.
 
 import asyncio
 import concurrent.futures
+import copy
 import functools
 import logging
 from typing import Any
@@ -19,7 +20,7 @@ import prometheus_client
 
 from downloadjobs import kube, model, s3
 from downloadjobs.settings import S3Settings
-from downloadjobs_operator import actions, sharing, status
+from downloadjobs_operator import actions, admission, sharing, status
 from downloadjobs_operator.cluster import Cluster
 from downloadjobs_operator.context import Context
 from downloadjobs_operator.queue import AdmissionQueue
@@ -30,8 +31,26 @@ MANAGED_JOBS = {model.LABEL_MANAGED_BY: model.MANAGED_BY}
 SETTINGS = OperatorSettings()  # timer intervals are fixed when the handlers register
 
 
+@kopf.index(*DOWNLOADJOBS)
+def downloadjobs_by_namespace(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
+    """Every DownloadJob as last seen, for the admission passes (kopf drops the deleted)."""
+    meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
+    return {namespace: copy.deepcopy({**body, "metadata": meta})}
+
+
+@kopf.index("batch", "v1", "jobs", labels=MANAGED_JOBS)
+def jobs_by_namespace(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
+    """Every Job of ours as last seen, for the admission passes: what they read of it."""
+    return {namespace: admission.job_digest(dict(body))}
+
+
+def _view(downloadjobs: kopf.Index[Any, Any], jobs: kopf.Index[Any, Any], namespace: str) -> Any:
+    """A namespace's Jobs and DownloadJobs, copied out of the indexes in the event loop."""
+    return list(jobs.get(namespace, ())), list(downloadjobs.get(namespace, ()))
+
+
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     # Every handler runs its blocking client calls in the loop's default executor;
     # asyncio's default of cores+4 threads is too few for hundreds of jobs.
     loop = asyncio.get_running_loop()
@@ -40,7 +59,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     prefix = f"operator.{model.GROUP}"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=prefix)
-    settings.persistence.finalizer = f"{prefix}/finalizer"
+    settings.persistence.finalizer = model.FINALIZER
     settings.posting.level = logging.WARNING  # kopf's per-handler chatter is no event
     settings.watching.server_timeout = 300
     settings.peering.lifetime = SETTINGS.peering_lifetime
@@ -52,6 +71,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         SETTINGS,
         functools.partial(_queued, memo.ctx),
         functools.partial(sharing.reuse, memo.ctx),
+        # kopf runs no handler before the indexes hold the first listing of both.
+        # (kopf passes each index as a keyword named after its function)
+        functools.partial(_view, kwargs["downloadjobs_by_namespace"], kwargs["jobs_by_namespace"]),
     )
     memo.sightings = {}  # Job uid -> status.sighting() its DownloadJob was last brought to
     if SETTINGS.metrics_port:

@@ -1,10 +1,15 @@
 """
-The admission pass: list the namespace, plan (see :mod:`admission`), apply.
+The admission pass: read the namespace, plan (see :mod:`admission`), apply.
 
 Passes of one namespace never overlap (a lock), and a request that arrives
-during a pass makes it run once more, so no wake-up is lost. Each pass reads
-the API server afresh, so one operator never admits past the cap; kopf's
-peering keeps a second replica paused.
+during a pass makes it run once more, so no wake-up is lost. A pass reads the
+namespace from a view that kopf's watches keep (its indexes, see :mod:`handlers`),
+not by listing every DownloadJob and Job again: at 10 new jobs a second those two
+lists took a pass 1 to 6 s. A view can be a moment behind the pass's own writes, so
+the pass remembers them (``expectations``, as kube-controller-manager's controllers
+do) until the view shows them: a Job it unsuspended counts as running, a job it made
+follow another's build or complete with one is not queued again. One operator so
+never admits past the cap; kopf's peering keeps a second replica paused.
 """
 
 import asyncio
@@ -29,6 +34,13 @@ WRITERS = 16
 #: Seconds a new DownloadJob's creation handler has to create its Job before an
 #: admission pass does it instead (after a crash of the handler, say).
 ENQUEUE_GRACE_SECONDS = 30
+#: Seconds a pass's own write is taken as done while the view does not show it yet:
+#: far longer than a watch lags, short enough that a write lost to a conflict is
+#: decided again soon.
+EXPECTATION_SECONDS = 30.0
+
+#: A namespace's Jobs and DownloadJobs as the view holds them at the pass's start.
+Snapshot = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 
 @dataclasses.dataclass
@@ -36,6 +48,10 @@ class _NamespaceState:
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     dirty: bool = False
     last: float = 0.0
+    #: Job name -> when this operator unsuspended it.
+    admitted: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: DownloadJob name -> when a pass made it follow a build or complete with one.
+    settled: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 class AdmissionQueue:
@@ -52,11 +68,13 @@ class AdmissionQueue:
         settings: OperatorSettings,
         enqueue: Callable[[dict[str, Any]], bool],
         reuse: Callable[[dict[str, Any], dict[str, Any], str], bool] | None = None,
+        view: Callable[[str], Snapshot] | None = None,
     ) -> None:
         self._cluster = cluster
         self._settings = settings
         self._enqueue = enqueue
         self._reuse = reuse
+        self._view = view  # None: each pass lists the namespace on the API server
         self._states: dict[str, _NamespaceState] = collections.defaultdict(_NamespaceState)
 
     async def poke(self, namespace: str, *, unless_fresher_than: float = 0.0) -> None:
@@ -70,15 +88,26 @@ class AdmissionQueue:
         async with state.lock:
             while state.dirty:
                 state.dirty = False
-                await asyncio.to_thread(self._pass, namespace)
+                # The view is read here, in the event loop that keeps it up to date.
+                snapshot = self._view(namespace) if self._view else None
+                await asyncio.to_thread(self._pass, namespace, snapshot)
                 state.last = time.monotonic()
 
-    def _pass(self, namespace: str) -> None:
+    def _read(self, namespace: str, snapshot: Snapshot | None) -> Snapshot:
+        """The namespace as this pass sees it: the view with the pass's own writes in."""
+        if snapshot is None:
+            # Jobs first: a DownloadJob is labelled before its Job is created, so every
+            # Job listed has its DownloadJob's content key in the (later) listing of those.
+            jobs = self._cluster.jobs(namespace)
+            return jobs, self._cluster.downloadjobs(namespace)
+        state = self._states[namespace]
+        jobs, bodies = snapshot
+        return _expected_jobs(state.admitted, jobs), _expected_bodies(state.settled, bodies)
+
+    def _pass(self, namespace: str, snapshot: Snapshot | None = None) -> None:
         started = time.monotonic()
-        # Jobs first: a DownloadJob is labelled before its Job is created, so every Job
-        # listed has its DownloadJob's content key in the (later) listing of those.
-        jobs = self._cluster.jobs(namespace)
-        bodies = self._cluster.downloadjobs(namespace)
+        state = self._states[namespace]
+        jobs, bodies = self._read(namespace, snapshot)
         metrics.observe_namespace(namespace, bodies, model.utcnow())
         by_name = {b["metadata"]["name"]: b for b in bodies}
         owner_of = {name: resource.owner(b) for name, b in by_name.items()}
@@ -122,7 +151,7 @@ class AdmissionQueue:
             replays = resource.replays(body)
             job_of[name] = {"metadata": {"name": manifests.job_name(name, replays)}}
         if self._settings.reuse_bundles:
-            waiting = self._share(by_name, running_names, waiting, job_of)
+            waiting = self._share(by_name, running_names, waiting, job_of, state.settled)
         plan = admission.plan(
             waiting,
             running_owners,
@@ -141,6 +170,7 @@ class AdmissionQueue:
             job = job_of[name]["metadata"]["name"]
             if not self._cluster.unsuspend_job(namespace, job, admitted_at):
                 return
+            state.admitted[job] = time.monotonic()
             if resource.queue_position(by_name[name]) is not None:
                 patch = resource.status_patch(queue_position=None)
                 self._cluster.patch_status(namespace, name, patch)
@@ -176,6 +206,7 @@ class AdmissionQueue:
         running: list[str],
         waiting: list[admission.Waiting],
         job_of: dict[str, dict[str, Any]],
+        settled: dict[str, float],
     ) -> list[admission.Waiting]:
         """
         One build for the same files: of the jobs with one content key, the one
@@ -210,6 +241,7 @@ class AdmissionQueue:
             job = job_of[entry.name]["metadata"]["name"]
             twin = built.get(key) if key and key not in builds else None
             if twin and self._reuse is not None and self._reuse(body, by_name[twin], job):
+                settled[entry.name] = time.monotonic()
                 log.info("%s completed with the bundle of %s", entry.name, twin)
                 continue
             leader = builds.setdefault(key, entry.name) if key else entry.name
@@ -217,6 +249,7 @@ class AdmissionQueue:
                 kept.append(entry)
                 continue
             sharing.follow(self._cluster, body, leader, job)
+            settled[entry.name] = time.monotonic()
             log.info("%s follows %s, which builds the same bundle", entry.name, leader)
         return kept
 
@@ -231,3 +264,51 @@ def _waiting(
 def _blocked(body: dict[str, Any]) -> bool:
     """Not to be admitted: finished, or a cancellation is on its way."""
     return resource.is_finished(body) or model.ANNOTATION_CANCEL in resource.annotations(body)
+
+
+def _expected_jobs(admitted: dict[str, float], jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """
+    ``jobs`` with those this operator unsuspended shown unsuspended while the view has
+    not caught up. An expectation goes once the view shows the Job admitted, finished
+    or gone, or after :data:`EXPECTATION_SECONDS` (the write did not hold: decide again).
+    """
+    now = time.monotonic()
+    seen = []
+    for job in jobs:
+        name = job["metadata"]["name"]
+        if name in admitted and (
+            admission.job_running(job)
+            or admission.job_finished(job)
+            or now - admitted[name] > EXPECTATION_SECONDS
+        ):
+            del admitted[name]
+        if name in admitted:
+            job = {**job, "spec": {**job.get("spec", {}), "suspend": False}}
+        seen.append(job)
+    for name in set(admitted) - {job["metadata"]["name"] for job in jobs}:
+        del admitted[name]
+    return seen
+
+
+def _expected_bodies(
+    settled: dict[str, float], bodies: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """
+    ``bodies`` without the jobs a pass took out of the queue (following a build, or
+    completed with one) while the view still shows them queued; as above for the rest.
+    """
+    now = time.monotonic()
+    seen = []
+    for body in bodies:
+        name = body["metadata"]["name"]
+        if name in settled and (
+            sharing.is_follower(body)
+            or resource.is_finished(body)
+            or now - settled[name] > EXPECTATION_SECONDS
+        ):
+            del settled[name]
+        if name not in settled:
+            seen.append(body)
+    for name in set(settled) - {body["metadata"]["name"] for body in bodies}:
+        del settled[name]
+    return seen

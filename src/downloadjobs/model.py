@@ -53,6 +53,11 @@ LABEL_CONTENT_KEY = f"{GROUP}/content-key"
 #: Failed for good; ``kubectl get downloadjobs -l downloadjobs.dev/dead-letter=true``.
 LABEL_DEAD_LETTER = f"{GROUP}/dead-letter"
 
+#: The operator's finalizer: it removes the bundle before the resource goes. The API
+#: creates every DownloadJob with it already, so the operator need not add it first (a
+#: write and a round of its watch on the way from initiate to a running worker).
+FINALIZER = f"operator.{GROUP}/finalizer"
+
 #: Requests to the operator, as annotations (so ``kubectl annotate`` can make them too).
 ANNOTATION_CANCEL = f"{GROUP}/cancel-requested"
 ANNOTATION_RETRY = f"{GROUP}/retry-requested"

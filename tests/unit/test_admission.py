@@ -5,6 +5,7 @@ import datetime
 from downloadjobs import model, resource
 from downloadjobs.settings import S3Settings
 from downloadjobs_operator import actions
+from downloadjobs_operator import queue as queue_module
 from downloadjobs_operator.admission import Plan, Waiting, job_running, order_key, plan
 from downloadjobs_operator.context import Context
 from downloadjobs_operator.queue import AdmissionQueue
@@ -108,3 +109,42 @@ def test_a_pass_admits_in_order_and_stamps_its_jobs_alike() -> None:
     }
     assert len(stamps) == 1, "one pass, one admission time"
     assert [resource.queue_position(cluster.bodies[n]) for n in "cba"] == [1, 2, 3]
+
+
+def test_a_view_behind_the_passes_own_writes_never_admits_past_the_cap() -> None:
+    """
+    The passes read kopf's view of the namespace, which can lag their own writes:
+    a Job a pass unsuspended still counts as running while the view shows it suspended.
+    """
+    cluster = FakeCluster()
+    settings = OperatorSettings(max_running=1, reuse_bundles=False)
+    ctx = Context(cluster, None, S3Settings(source_bucket="s", bundle_bucket="b"), settings)  # type: ignore[arg-type]
+    for second, name in enumerate(["a", "b"]):
+        queued(cluster, ctx, name, second, job=True)
+    stale = (cluster.jobs("ns"), cluster.downloadjobs("ns"))  # both Jobs suspended
+    queue = AdmissionQueue(cluster, settings, lambda body: True)
+    queue._pass("ns", stale)
+    assert cluster.unsuspended == ["dj-a"]
+    queue._pass("ns", stale)  # the view has not caught up: a is shown suspended still
+    assert cluster.unsuspended == ["dj-a"], "b must wait: a holds the only slot"
+    queue._pass("ns", (cluster.jobs("ns"), cluster.downloadjobs("ns")))  # caught up
+    assert cluster.unsuspended == ["dj-a"] and not queue._states["ns"].admitted
+    cluster.end_job("dj-a", "Complete")
+    queue._pass("ns", (cluster.jobs("ns"), cluster.downloadjobs("ns")))
+    assert cluster.unsuspended == ["dj-a", "dj-b"]
+
+
+def test_an_expectation_the_view_never_confirms_is_decided_again() -> None:
+    cluster = FakeCluster()
+    settings = OperatorSettings(max_running=1, reuse_bundles=False)
+    ctx = Context(cluster, None, S3Settings(source_bucket="s", bundle_bucket="b"), settings)  # type: ignore[arg-type]
+    queued(cluster, ctx, "a", 0, job=True)
+    stale = (cluster.jobs("ns"), cluster.downloadjobs("ns"))
+    queue = AdmissionQueue(cluster, settings, lambda body: True)
+    queue._pass("ns", stale)
+    assert cluster.unsuspended == ["dj-a"]
+    queue._pass("ns", stale)
+    assert cluster.unsuspended == ["dj-a"], "not unsuspended twice while expected"
+    queue._states["ns"].admitted["dj-a"] -= queue_module.EXPECTATION_SECONDS + 1
+    queue._pass("ns", stale)
+    assert cluster.unsuspended == ["dj-a", "dj-a"], "an expired expectation is decided again"

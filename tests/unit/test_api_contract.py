@@ -25,6 +25,13 @@ def start(client: TestClient, ids: list[int], **headers: str) -> Any:
     return client.post("/v1/download/initiate", json={"file_ids": ids}, headers=headers)
 
 
+def test_a_job_is_born_with_the_operators_finalizer(make_client: MakeClient) -> None:
+    """The operator need not add it (a write and a watch round before its Job)."""
+    client, api = make_client()
+    job_id = start(client, [70000]).json()["jobId"]
+    assert api.created[job_id]["metadata"]["finalizers"] == [model.FINALIZER]
+
+
 def test_idempotency_key_returns_the_same_job(make_client: MakeClient) -> None:
     client, api = make_client()
     first = start(client, [70000, 70001], **{"Idempotency-Key": "order-42"})

@@ -305,7 +305,6 @@ def test_a_twin_whose_bundle_is_gone_serves_nobody(setup: Any) -> None:
     assert cluster.unsuspended == ["dj-a", "dj-b"], "it builds its own"
 
 
-
 def test_s3_away_at_the_pass_means_a_build_not_a_stuck_queue(setup: Any) -> None:
     from botocore.exceptions import EndpointConnectionError
 
