@@ -15,7 +15,8 @@ For ``--seconds`` the load generator offers the rate open-loop (a request every
 1/rate s, from a pool of threads, whatever the answers' latency): first plain Jobs
 (the operator's own manifest for a DownloadJob, created unsuspended, without owner),
 then initiates through the API. One watch of Jobs and one of pods (as seen by a
-client of the API server) time each step: Job created, pod created, pod Running.
+client of the API server) time each step: Job created, Job admitted (seen unsuspended;
+a plain Job is at creation), pod created, pod Running.
 The operator's running-job cap is lifted (``MAX_RUNNING``), so the queue measured
 is the control path's own, not the product's admission.
 
@@ -65,6 +66,7 @@ class Watcher:
             timeout=httpx.Timeout(10.0, read=None),
         )
         self.job_created: dict[str, float] = {}
+        self.admitted: dict[str, float] = {}  # first seen unsuspended (plain: at creation)
         self.pod_created: dict[str, float] = {}
         self.running: dict[str, float] = {}
         self.stopping = threading.Event()
@@ -111,6 +113,8 @@ class Watcher:
     def _job(self, job: dict[str, Any], seen: float) -> None:
         with self.lock:
             self.job_created.setdefault(job["metadata"]["name"], seen)
+            if not job.get("spec", {}).get("suspend"):
+                self.admitted.setdefault(job["metadata"]["name"], seen)
 
     def _pod(self, pod: dict[str, Any], seen: float) -> None:
         name = (pod["metadata"].get("labels") or {}).get(JOB_NAME_LABEL)
@@ -159,6 +163,7 @@ def summarise(
     with watcher.lock:
         steps = {
             "job_created": watcher.job_created,
+            "admitted": watcher.admitted,
             "pod_created": watcher.pod_created,
             "running": watcher.running,
         }
