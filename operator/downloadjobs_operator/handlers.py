@@ -18,9 +18,9 @@ import kopf
 import kubernetes
 import prometheus_client
 
-from downloadjobs import kube, model, s3
+from downloadjobs import kube, model, resource, s3
 from downloadjobs.settings import S3Settings
-from downloadjobs_operator import actions, admission, sharing, status
+from downloadjobs_operator import actions, admission, manifests, sharing, status
 from downloadjobs_operator.cluster import Cluster
 from downloadjobs_operator.context import Context
 from downloadjobs_operator.queue import AdmissionQueue
@@ -117,7 +117,12 @@ def tell(body: kopf.Body, outcome: actions.Outcome) -> None:
 @kopf.on.create(*DOWNLOADJOBS)
 async def create_job(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Queue a new DownloadJob (suspended until admitted), unless a cancel or retry came first."""
-    tell(body, await _run(actions.arrive, memo.ctx, dict(body)))
+    outcome = await _run(actions.arrive, memo.ctx, dict(body))
+    tell(body, outcome)
+    if outcome is actions.Outcome.CREATED:
+        name = body["metadata"]["name"]
+        job = manifests.job_name(name, resource.replays(dict(body)))
+        memo.queue.created(str(namespace), name, job)
     await memo.queue.poke(str(namespace))
 
 

@@ -50,6 +50,8 @@ class _NamespaceState:
     last: float = 0.0
     #: Job name -> when this operator unsuspended it.
     admitted: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: Job name -> its DownloadJob's name, and when a handler of this operator created it.
+    created: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
     #: DownloadJob name -> when a pass made it follow a build or complete with one.
     settled: dict[str, float] = dataclasses.field(default_factory=dict)
 
@@ -88,10 +90,21 @@ class AdmissionQueue:
         async with state.lock:
             while state.dirty:
                 state.dirty = False
-                # The view is read here, in the event loop that keeps it up to date.
-                snapshot = self._view(namespace) if self._view else None
+                # The view is read here, in the event loop that keeps it up to date (and
+                # where handlers tell of the Jobs they created).
+                snapshot = None
+                if self._view:
+                    jobs, bodies = self._view(namespace)
+                    snapshot = _created_jobs(state.created, jobs), bodies
                 await asyncio.to_thread(self._pass, namespace, snapshot)
                 state.last = time.monotonic()
+
+    def created(self, namespace: str, downloadjob: str, job: str) -> None:
+        """
+        A handler created ``downloadjob``'s (suspended) ``job``: the next pass may admit
+        it before the view shows it, instead of holding the queue until it does.
+        """
+        self._states[namespace].created[job] = (downloadjob, time.monotonic())
 
     def _read(self, namespace: str, snapshot: Snapshot | None) -> Snapshot:
         """The namespace as this pass sees it: the view with the pass's own writes in."""
@@ -264,6 +277,25 @@ def _waiting(
 def _blocked(body: dict[str, Any]) -> bool:
     """Not to be admitted: finished, or a cancellation is on its way."""
     return resource.is_finished(body) or model.ANNOTATION_CANCEL in resource.annotations(body)
+
+
+def _created_jobs(
+    created: dict[str, tuple[str, float]], jobs: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``jobs`` with those this operator created, suspended, until the view shows them."""
+    now = time.monotonic()
+    names = {job["metadata"]["name"] for job in jobs}
+    for name, (_, since) in list(created.items()):
+        if name in names or now - since > EXPECTATION_SECONDS:
+            del created[name]
+    return jobs + [
+        {
+            "metadata": {"name": name, "labels": {model.LABEL_JOB_NAME: downloadjob}},
+            "spec": {"suspend": True},
+            "status": {},
+        }
+        for name, (downloadjob, _) in created.items()
+    ]
 
 
 def _expected_jobs(admitted: dict[str, float], jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:

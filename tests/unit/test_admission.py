@@ -1,6 +1,8 @@
 """First in, first out, within the caps: admission as a pure function."""
 
+import asyncio
 import datetime
+import time
 
 from downloadjobs import model, resource
 from downloadjobs.settings import S3Settings
@@ -148,3 +150,24 @@ def test_an_expectation_the_view_never_confirms_is_decided_again() -> None:
     queue._states["ns"].admitted["dj-a"] -= queue_module.EXPECTATION_SECONDS + 1
     queue._pass("ns", stale)
     assert cluster.unsuspended == ["dj-a", "dj-a"], "an expired expectation is decided again"
+
+
+def test_a_job_its_handler_created_is_admitted_before_the_view_shows_it() -> None:
+    """The creation handler's word stands in for the view's lag: no pass waits for it."""
+    cluster = FakeCluster()
+    settings = OperatorSettings(max_running=2, reuse_bundles=False)
+    ctx = Context(cluster, None, S3Settings(source_bucket="s", bundle_bucket="b"), settings)  # type: ignore[arg-type]
+    queued(cluster, ctx, "a", 0, job=True)
+    lagging = ([], cluster.downloadjobs("ns"))  # the DownloadJob, not its Job yet
+    queue = AdmissionQueue(cluster, settings, lambda body: True, view=lambda ns: lagging)
+    asyncio.run(queue.poke("ns"))
+    assert cluster.unsuspended == [], "a job without a Job in sight holds its place"
+    queue.created("ns", "a", "dj-a")
+    asyncio.run(queue.poke("ns"))
+    assert cluster.unsuspended == ["dj-a"]
+    asyncio.run(queue.poke("ns"))
+    assert cluster.unsuspended == ["dj-a"], "admitted once, while the view still lags"
+    queue._states["ns"].created["dj-a"] = ("a", time.monotonic() - 31)
+    queue._states["ns"].admitted.clear()
+    asyncio.run(queue.poke("ns"))
+    assert not queue._states["ns"].created, "an old word goes: the view decides again"
