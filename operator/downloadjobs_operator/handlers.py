@@ -33,9 +33,14 @@ SETTINGS = OperatorSettings()  # timer intervals are fixed when the handlers reg
 
 @kopf.index(*DOWNLOADJOBS)
 def downloadjobs_by_namespace(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
-    """Every DownloadJob as last seen, for the admission passes (kopf drops the deleted)."""
+    """
+    Every DownloadJob as last seen, for the admission passes (kopf drops the deleted),
+    without what they never read and what makes a resource large: its file ids (up to
+    a thousand) and the API server's field bookkeeping.
+    """
     meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
-    return {namespace: copy.deepcopy({**body, "metadata": meta})}
+    spec = {k: v for k, v in body.get("spec", {}).items() if k != "fileIds"}
+    return {namespace: copy.deepcopy({**body, "metadata": meta, "spec": spec})}
 
 
 @kopf.index("batch", "v1", "jobs", labels=MANAGED_JOBS)

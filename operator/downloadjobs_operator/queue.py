@@ -154,9 +154,11 @@ class AdmissionQueue:
                 # and nobody behind it is admitted meanwhile (its handler wakes a pass).
                 waiting.append(_waiting(body, owner_of, ready=False))
                 continue
-            # Its creation handler should have run long ago: do it here. False: it did
-            # not need a Job after all (completed with a bundle built before).
-            if not self._enqueue(body) or self._settings.reuse_bundles:
+            # Its creation handler should have run long ago: do it here, from the resource
+            # as it is now (a view holds no file ids). False: it did not need a Job after
+            # all (completed with a bundle built before).
+            fresh = self._cluster.downloadjob(namespace, name) if snapshot is not None else body
+            if fresh is None or not self._enqueue(fresh) or self._settings.reuse_bundles:
                 # With reuse, its content key is read back by the next pass (its
                 # new Job's event brings one): only then can it share a build.
                 continue

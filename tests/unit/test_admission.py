@@ -3,6 +3,7 @@
 import asyncio
 import datetime
 import time
+from typing import Any
 
 from downloadjobs import model, resource
 from downloadjobs.settings import S3Settings
@@ -171,3 +172,30 @@ def test_a_job_its_handler_created_is_admitted_before_the_view_shows_it() -> Non
     queue._states["ns"].admitted.clear()
     asyncio.run(queue.poke("ns"))
     assert not queue._states["ns"].created, "an old word goes: the view decides again"
+
+
+def test_a_job_its_handler_never_queued_is_queued_from_the_resource_not_the_view() -> None:
+    """The view holds no file ids: the pass that stands in for a lost handler reads them."""
+    cluster = FakeCluster()
+    settings = OperatorSettings(max_running=2, reuse_bundles=False)
+    created = model.utcnow() - datetime.timedelta(seconds=queue_module.ENQUEUE_GRACE_SECONDS + 5)
+    body = {
+        "metadata": {
+            "name": "old",
+            "namespace": "ns",
+            "uid": "old",
+            "creationTimestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        "spec": {"fileIds": [70000, 70001], "owner": "alice"},
+    }
+    cluster.add(body)
+    slim = [{**b, "spec": {"owner": "alice"}} for b in cluster.downloadjobs("ns")]
+    enqueued: list[dict[str, Any]] = []
+
+    def enqueue(fresh: dict[str, Any]) -> bool:
+        enqueued.append(fresh)
+        return cluster.create_job("ns", {"metadata": {"name": "dj-old"}, "spec": {"suspend": True}})
+
+    AdmissionQueue(cluster, settings, enqueue)._pass("ns", ([], slim))
+    assert [b["spec"]["fileIds"] for b in enqueued] == [[70000, 70001]]
+    assert cluster.unsuspended == ["dj-old"]
