@@ -300,28 +300,36 @@ def _created_jobs(
     ]
 
 
-def _expected_jobs(admitted: dict[str, float], jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _pending(
+    expected: dict[str, float],
+    items: list[dict[str, Any]],
+    shown: Callable[[dict[str, Any]], bool],
+) -> set[str]:
     """
-    ``jobs`` with those this operator unsuspended shown unsuspended while the view has
-    not caught up. An expectation goes once the view shows the Job admitted, finished
-    or gone, or after :data:`EXPECTATION_SECONDS` (the write did not hold: decide again).
+    The names of ``expected`` writes the view does not show yet. An expectation goes
+    once ``shown`` says the view has it, when its object is gone from the view, or after
+    :data:`EXPECTATION_SECONDS` (the write did not hold: decide again).
     """
     now = time.monotonic()
-    seen = []
-    for job in jobs:
-        name = job["metadata"]["name"]
-        if name in admitted and (
-            admission.job_running(job)
-            or admission.job_finished(job)
-            or now - admitted[name] > EXPECTATION_SECONDS
-        ):
-            del admitted[name]
-        if name in admitted:
-            job = {**job, "spec": {**job.get("spec", {}), "suspend": False}}
-        seen.append(job)
-    for name in set(admitted) - {job["metadata"]["name"] for job in jobs}:
-        del admitted[name]
-    return seen
+    names = {item["metadata"]["name"]: item for item in items}
+    for name, since in list(expected.items()):
+        item = names.get(name)
+        if item is None or shown(item) or now - since > EXPECTATION_SECONDS:
+            del expected[name]
+    return set(expected)
+
+
+def _expected_jobs(admitted: dict[str, float], jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``jobs`` with those this operator unsuspended shown unsuspended, until the view is."""
+    pending = _pending(
+        admitted, jobs, lambda job: admission.job_running(job) or admission.job_finished(job)
+    )
+    return [
+        {**job, "spec": {**job.get("spec", {}), "suspend": False}}
+        if job["metadata"]["name"] in pending
+        else job
+        for job in jobs
+    ]
 
 
 def _expected_bodies(
@@ -329,20 +337,9 @@ def _expected_bodies(
 ) -> list[dict[str, Any]]:
     """
     ``bodies`` without the jobs a pass took out of the queue (following a build, or
-    completed with one) while the view still shows them queued; as above for the rest.
+    completed with one) while the view still shows them queued.
     """
-    now = time.monotonic()
-    seen = []
-    for body in bodies:
-        name = body["metadata"]["name"]
-        if name in settled and (
-            sharing.is_follower(body)
-            or resource.is_finished(body)
-            or now - settled[name] > EXPECTATION_SECONDS
-        ):
-            del settled[name]
-        if name not in settled:
-            seen.append(body)
-    for name in set(settled) - {body["metadata"]["name"] for body in bodies}:
-        del settled[name]
-    return seen
+    pending = _pending(
+        settled, bodies, lambda body: sharing.is_follower(body) or resource.is_finished(body)
+    )
+    return [body for body in bodies if body["metadata"]["name"] not in pending]
