@@ -403,11 +403,9 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="*", choices=sorted([*SCENARIOS, RESUME]), help="some sizes only"
     )
-    fields = WorkerSettings.model_fields
-    parser.add_argument("--part-size", type=int, default=fields["worker_part_size"].default)
-    parser.add_argument(
-        "--concurrency", type=int, default=fields["worker_upload_concurrency"].default
-    )
+    defaults = WorkerSettings(job_name="bench")
+    parser.add_argument("--part-size", type=int, default=defaults.worker_part_size)
+    parser.add_argument("--concurrency", type=int, default=defaults.worker_upload_concurrency)
     parser.add_argument(
         "--s3",
         choices=SERVERS,

@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("file_ids", type=int, nargs="+")
     args = parser.parse_args()
-    settings = S3Settings()
+    settings = S3Settings.from_environment()
     client = s3.client(settings, max_pool_connections=args.concurrency + 8)
     total = copy(client, settings, args.key, args.file_ids, args.part_size, args.concurrency)
     print(json.dumps({"bytes": total}))

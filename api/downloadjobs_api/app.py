@@ -34,11 +34,11 @@ def create_app(
     """
     settings = settings or ApiSettings()
     if storage is None:
-        storage = Storage(S3Settings())
+        storage = Storage(S3Settings.from_environment())
     if jobs is None:
         logs.configure()
         kube.load_config()
-        jobs = JobService.from_client(KubeSettings().namespace, storage, settings)
+        jobs = JobService.from_client(KubeSettings.from_environment().namespace, storage, settings)
         watch = True if watch is None else watch
     watcher = (
         Watcher(jobs.api, jobs.namespace, jobs.cache, settings.watch_timeout_seconds)

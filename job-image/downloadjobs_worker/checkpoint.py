@@ -9,23 +9,24 @@ entries, or within a stored entry between two source chunks). The next pod
 checks the checkpoint against the sources and S3's ``ListParts`` (S3's word
 wins) with :func:`plan`, a pure function; anything that does not match is a
 clean restart, never a bundle made of two different streams.
+
+The records are msgspec Structs, not pydantic models: a worker pod never loads
+pydantic (see :mod:`downloadjobs_worker.wire`).
 """
 
 import zipfile
 from typing import Any
 
+import msgspec
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from downloadjobs_worker.zipstate import Entry, Stamp
 
 VERSION = 1
 
 
-class Point(BaseModel):
+class Point(msgspec.Struct, frozen=True, kw_only=True):
     """A place in the bundle the writer can restart from."""
-
-    model_config = ConfigDict(frozen=True)
 
     stream: int  # offset in the bundle
     index: int  # the source being written; len(sources): the central directory is next
@@ -35,10 +36,8 @@ class Point(BaseModel):
     bundle_crc: int  # CRC-32 of the bundle's first ``stream`` bytes
 
 
-class SourceState(BaseModel):
+class SourceState(msgspec.Struct, frozen=True, kw_only=True):
     """A source as the first pod saw it; another ETag means another file."""
-
-    model_config = ConfigDict(frozen=True)
 
     file_id: int
     key: str
@@ -46,9 +45,7 @@ class SourceState(BaseModel):
     etag: str
 
 
-class Checkpoint(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
     version: int = VERSION
     upload_id: str
     part_size: int
@@ -61,10 +58,8 @@ class Checkpoint(BaseModel):
     entries: list[Entry]  # the entries finished before ``point``
 
 
-class Part(BaseModel):
+class Part(msgspec.Struct, frozen=True, kw_only=True):
     """An uploaded part, as ``ListParts`` reports it."""
-
-    model_config = ConfigDict(frozen=True)
 
     number: int
     etag: str
@@ -72,7 +67,7 @@ class Part(BaseModel):
     crc32: str | None = None
 
 
-class Restart(BaseModel):
+class Restart(msgspec.Struct, frozen=True, kw_only=True):
     """Why the bundle starts again from byte zero."""
 
     reason: str  # SourceChanged, CheckpointMismatch, UploadExpired
@@ -145,13 +140,13 @@ def load(client: Any, bucket: str, key: str) -> Checkpoint | Restart | None:
             return None
         raise
     try:
-        return Checkpoint.model_validate_json(raw)
-    except (ValidationError, ValueError) as exc:
+        return msgspec.json.decode(raw, type=Checkpoint)
+    except msgspec.DecodeError as exc:  # not JSON, or not a checkpoint (ValidationError)
         return Restart(reason="CheckpointMismatch", message=f"unreadable checkpoint: {exc}")
 
 
 def save(client: Any, bucket: str, key: str, checkpoint: Checkpoint) -> None:
-    body = checkpoint.model_dump_json().encode()
+    body = msgspec.json.encode(checkpoint)
     client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import urllib3
 
-from downloadjobs import model
+from downloadjobs import contract
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -145,7 +145,8 @@ class DownloadJobApi:
         )
 
     def _url(self, namespace: str, name: str, sub: str = "") -> str:
-        path = f"/apis/{model.GROUP}/{model.VERSION}/namespaces/{namespace}/{model.PLURAL}/{name}"
+        group = f"/apis/{contract.GROUP}/{contract.VERSION}"
+        path = f"{group}/namespaces/{namespace}/{contract.PLURAL}/{name}"
         return self._credentials.server + path + sub
 
     def _request(self, method: str, url: str, body: bytes | None = None) -> dict[str, Any]:

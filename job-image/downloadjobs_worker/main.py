@@ -6,7 +6,7 @@ Exit codes (the Job's podFailurePolicy reads them):
 ====  ==========================================================
 0     the bundle is uploaded and ``status.result`` written
 1     a transient failure (S3 or API unreachable): the Job retries
-42    a permanent failure (all sources missing, bad spec): no retry
+42    a permanent failure (all sources missing, bad spec or settings): no retry
 ====  ==========================================================
 
 Running twice for the same job is harmless: the bundle key is fixed and the
@@ -23,9 +23,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from downloadjobs import model, s3
-from downloadjobs.settings import S3Settings
-from downloadjobs_worker import checkpoint, kubeapi, zipstate
+from downloadjobs import contract, s3
+from downloadjobs.settings import S3Settings, SettingsError
+from downloadjobs_worker import checkpoint, kubeapi, wire, zipstate
 from downloadjobs_worker.bundle import Progress, Source, locate, write_zip
 from downloadjobs_worker.checkpoint import Checkpoint, Part, SourceState
 from downloadjobs_worker.reporter import StatusReporter
@@ -34,7 +34,7 @@ from downloadjobs_worker.upload import MultipartWriter
 
 EXIT_OK = 0
 EXIT_TRANSIENT = 1
-EXIT_PERMANENT = model.EXIT_PERMANENT
+EXIT_PERMANENT = contract.EXIT_PERMANENT
 
 #: S3 answers that no retry can change.
 PERMANENT_S3_ERRORS = {
@@ -98,11 +98,11 @@ def resumable(
 
 def build(
     settings: WorkerSettings, s3_settings: S3Settings, reporter: StatusReporter
-) -> model.BundleResult:
+) -> wire.BundleResult:
     body = reporter.read()
     log.info("read DownloadJob %s/%s", settings.job_namespace, settings.job_name)
     try:
-        spec = model.DownloadJobSpec.model_validate(body.get("spec") or {})
+        spec = wire.parse_spec(body)
     except ValueError as exc:
         raise PermanentFailure("InvalidSpec", f"the job's spec is invalid: {exc}") from exc
 
@@ -126,7 +126,7 @@ def build(
             f"none of the {len(keys)} requested files exists in the source bucket",
         )
 
-    status = model.DownloadJobStatus(
+    status = wire.WorkerStatus(
         progress=0,
         files_total=len(keys),
         files_done=len(missing),
@@ -212,13 +212,13 @@ def build(
         client.delete_object(Bucket=bucket, Key=checkpoint_key)
     except ClientError as exc:  # the operator removes it with the bundle
         log.warning("checkpoint not removed: %s", exc)
-    result = model.BundleResult(
+    result = wire.BundleResult(
         bucket=bucket,
         key=key,
         size=out.size,
         checksum_crc32=out.crc32,
         missing_file_ids=missing,
-        content_key=model.content_key(
+        content_key=contract.content_key(
             spec.file_ids, {s.file_id: s.etag for s in sources}, settings.worker_compression
         ),
     )
@@ -237,8 +237,12 @@ def run() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Kubernetes stops a pod with SIGTERM first: unwind, so the upload is aborted.
     signal.signal(signal.SIGTERM, _terminated)
-    settings = WorkerSettings()
-    s3_settings = S3Settings()
+    try:
+        settings = WorkerSettings.from_environment()
+        s3_settings = S3Settings.from_environment()
+    except SettingsError as exc:  # the pod's spec is wrong: another try changes nothing
+        log.error("invalid settings: %s", exc)
+        return EXIT_PERMANENT
     try:
         api = kubeapi.DownloadJobApi(kubeapi.discover())
     except (kubeapi.ConfigError, OSError, ValueError) as exc:
@@ -254,8 +258,8 @@ def run() -> int:
         result = build(settings, s3_settings, reporter)
     except PermanentFailure as failure:
         log.error("job %s failed for good: %s", settings.job_name, failure.message)
-        error = model.JobError(reason=failure.reason, message=failure.message)
-        reporter.final(model.DownloadJobStatus(error=error))
+        error = wire.JobError(reason=failure.reason, message=failure.message)
+        reporter.final(wire.WorkerStatus(error=error))
         return EXIT_PERMANENT
     except Exception:
         log.exception("job %s failed; the Job will retry", settings.job_name)

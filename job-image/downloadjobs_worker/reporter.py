@@ -16,8 +16,9 @@ from typing import Any
 
 import urllib3
 
-from downloadjobs import model
+from downloadjobs import contract
 from downloadjobs_worker.kubeapi import ApiError
+from downloadjobs_worker.wire import WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,13 @@ class StatusReporter:
         body: dict[str, Any] = self._api.get(self._namespace, self._name)
         return body
 
-    def progress(self, status: model.DownloadJobStatus, *, force: bool = False) -> None:
+    def progress(self, status: WorkerStatus, *, force: bool = False) -> None:
         """Queue a progress write unless one went out less than ``interval`` ago; never blocks."""
         now = self._clock()
         if not force and self._last is not None and now - self._last < self._interval:
             return
         self._last = now
-        status.heartbeat_at = model.utcnow()
+        status.heartbeat_at = contract.utcnow()
         snapshot = status.to_wire()  # taken here: the caller keeps changing ``status``
         with self._wake:
             if self._closed:
@@ -92,14 +93,14 @@ class StatusReporter:
         if self._thread is not None:
             self._thread.join()
 
-    def final(self, status: model.DownloadJobStatus, patience: float = 300.0) -> None:
+    def final(self, status: WorkerStatus, patience: float = 300.0) -> None:
         """
         Write the result, riding out an API server that is away for up to ``patience``
         seconds (a restart, an upgrade, a slow start on a loaded node): the bundle is
         built, and a pod that gave up here would make the Job build it all again.
         """
         self.close()  # no late progress write may land after the result
-        status.heartbeat_at = model.utcnow()
+        status.heartbeat_at = contract.utcnow()
         wire = status.to_wire()
         deadline = self._clock() + patience
         attempt = 0

@@ -68,7 +68,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     settings.posting.level = logging.WARNING  # kopf's per-handler chatter is no event
     settings.watching.server_timeout = 300
     settings.peering.lifetime = SETTINGS.peering_lifetime
-    s3_settings = S3Settings()
+    s3_settings = S3Settings.from_environment()
     cluster = Cluster()
     memo.ctx = Context(cluster, s3.client(s3_settings), s3_settings, SETTINGS)
     memo.queue = AdmissionQueue(

@@ -2,47 +2,41 @@
 The DownloadJob resource: the one definition every other part derives from.
 
 The CRD's OpenAPI schema (:mod:`downloadjobs.crd`), the API's validation and
-responses, the operator's status mapping and the worker's status patches all
-read these models, so a field or a limit is changed here and nowhere else.
+responses and the operator's status mapping read these models, so a field or a
+limit is changed here and nowhere else. The worker, which must start without
+pydantic, declares what it reads and writes as msgspec Structs
+(:mod:`downloadjobs_worker.wire`) that a unit test holds to these models.
 Field names are the resource's camelCase names; Python code uses snake_case.
 """
 
 import datetime
 import enum
-import hashlib
-import json
-from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-GROUP = "downloadjobs.dev"
-VERSION = "v1alpha1"
+from downloadjobs.contract import BUNDLE_FORMAT as BUNDLE_FORMAT
+from downloadjobs.contract import EXIT_PERMANENT as EXIT_PERMANENT
+from downloadjobs.contract import GROUP as GROUP
+from downloadjobs.contract import MAX_FILE_ID as MAX_FILE_ID
+from downloadjobs.contract import MAX_FILES as MAX_FILES
+from downloadjobs.contract import MIN_FILE_ID as MIN_FILE_ID
+from downloadjobs.contract import PLURAL as PLURAL
+from downloadjobs.contract import VERSION as VERSION
+from downloadjobs.contract import content_key as content_key
+from downloadjobs.contract import utcnow as utcnow
+
 API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "DownloadJob"
-PLURAL = "downloadjobs"
 SINGULAR = "downloadjob"
 SHORT_NAMES = ["dj"]
-
-#: The original download service's limits, shared by the API and the CRD.
-MIN_FILE_ID = 10_000
-MAX_FILE_ID = 100_000_000
-MAX_FILES = 1000
-
-#: The worker's exit code for failures no retry can fix (all sources missing, bad
-#: spec): the Job's podFailurePolicy turns it into an immediate Job failure.
-EXIT_PERMANENT = 42
 
 #: The owner of jobs made without an identity (``auth.mode: none``, or by kubectl);
 #: reserved in the other modes.
 ANONYMOUS = "anonymous"
 #: The longest owner name (a DNS subdomain's length, as Kubernetes user names go).
 MAX_OWNER_LENGTH = 253
-
-#: The version of the bundle's layout (entry names, order, timestamps): part of every
-#: content key, so a worker that writes another layout never reuses an older bundle.
-BUNDLE_FORMAT = 1
 
 #: Labels the operator and the API put on what they create.
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -214,23 +208,6 @@ class DownloadJobStatus(Model):
     result: BundleResult | None = None
     error: JobError | None = None
     conditions: list[Condition] | None = None
-
-
-def content_key(file_ids: Iterable[int], etags: Mapping[int, str | None], compression: str) -> str:
-    """
-    What a bundle holds, as 40 hex digits (a label value): the file ids in order of
-    id, each source's ETag (``None`` when missing), the compression and the format.
-    Two requests for the same files, in any order, while no source changed, share it.
-    """
-    files = [[file_id, etags.get(file_id)] for file_id in sorted(set(file_ids))]
-    canonical = {"format": BUNDLE_FORMAT, "compression": compression, "files": files}
-    encoded = json.dumps(canonical, separators=(",", ":")).encode()
-    return hashlib.sha256(encoded).hexdigest()[:40]
-
-
-def utcnow() -> datetime.datetime:
-    """Now, in UTC, to the second (what Kubernetes timestamps carry)."""
-    return datetime.datetime.now(tz=datetime.UTC).replace(microsecond=0)
 
 
 def parse_time(value: Any) -> datetime.datetime | None:

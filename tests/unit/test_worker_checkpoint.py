@@ -9,6 +9,7 @@ import io
 import zipfile
 from collections.abc import Iterator
 
+import msgspec
 import pytest
 
 from downloadjobs_worker import checkpoint, zipstate
@@ -112,7 +113,7 @@ def saved(**changes: object) -> Checkpoint:
         ),
         entries=[ENTRY],
     )
-    return base.model_copy(update=changes)
+    return msgspec.structs.replace(base, **changes)
 
 
 STATES = [SourceState(file_id=s.file_id, key=s.key, size=s.size, etag=s.etag) for s in SOURCES]
@@ -153,12 +154,12 @@ def test_a_matching_checkpoint_is_resumed_and_later_parts_are_ignored() -> None:
     [
         (
             "another etag",
-            {"sources": [STATES[0].model_copy(update={"etag": '"x"'}), *STATES[1:]]},
+            {"sources": [msgspec.structs.replace(STATES[0], etag='"x"'), *STATES[1:]]},
             "SourceChanged",
         ),
         (
             "another size",
-            {"sources": [STATES[0].model_copy(update={"size": 1}), *STATES[1:]]},
+            {"sources": [msgspec.structs.replace(STATES[0], size=1), *STATES[1:]]},
             "SourceChanged",
         ),
         ("a file appeared", {"sources": STATES, "missing": []}, "SourceChanged"),
@@ -166,7 +167,7 @@ def test_a_matching_checkpoint_is_resumed_and_later_parts_are_ignored() -> None:
         ("a part is missing", {"listed": PARTS[1:]}, "CheckpointMismatch"),
         (
             "a part is short",
-            {"listed": [PARTS[0].model_copy(update={"size": 5})]},
+            {"listed": [msgspec.structs.replace(PARTS[0], size=5)]},
             "CheckpointMismatch",
         ),
         ("another part size", {"part_size": 6 * MiB}, "CheckpointMismatch"),

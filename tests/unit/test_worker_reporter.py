@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 import urllib3
 
-from downloadjobs import model
 from downloadjobs_worker.kubeapi import ApiError
 from downloadjobs_worker.reporter import StatusReporter
+from downloadjobs_worker.wire import WorkerStatus
 
 
 class FakeApi:
@@ -56,8 +56,8 @@ class Clock:
         return self.now
 
 
-def status(done: int) -> model.DownloadJobStatus:
-    return model.DownloadJobStatus(progress=done, bytes_done=done)
+def status(done: int) -> WorkerStatus:
+    return WorkerStatus(progress=done, bytes_done=done)
 
 
 def test_progress_is_written_at_most_once_per_interval() -> None:
@@ -144,7 +144,7 @@ def test_the_result_outlives_an_api_server_that_refuses_connections_a_while() ->
     api, clock = FakeApi(), SleepingClock()
     api.unreachable = 4
     reporter = StatusReporter(api, "ns", "job", 1.0, clock=clock, sleep=clock.sleep)
-    reporter.final(model.DownloadJobStatus(progress=100))
+    reporter.final(WorkerStatus(progress=100))
     assert api.patches[-1]["progress"] == 100
     assert clock.slept == [2, 4, 8, 10]
 
@@ -157,7 +157,7 @@ def test_the_result_outlives_a_slow_restart_of_the_api_server() -> None:
     api, clock = FakeApi(), SleepingClock()
     api.unreachable = 20  # about three minutes of refused connections
     reporter = StatusReporter(api, "ns", "job", 1.0, clock=clock, sleep=clock.sleep)
-    reporter.final(model.DownloadJobStatus(progress=100))
+    reporter.final(WorkerStatus(progress=100))
     assert api.patches[-1]["progress"] == 100
     assert 120 < sum(clock.slept) < 300
 
@@ -167,13 +167,13 @@ def test_the_result_gives_up_after_its_patience_and_on_a_refusal() -> None:
     api.unreachable = 1000
     reporter = StatusReporter(api, "ns", "job", 1.0, clock=clock, sleep=clock.sleep)
     with pytest.raises(urllib3.exceptions.MaxRetryError):
-        reporter.final(model.DownloadJobStatus(progress=100), patience=60)
+        reporter.final(WorkerStatus(progress=100), patience=60)
     assert 60 <= sum(clock.slept) <= 70
     api = FakeApi()
     api.refusal = 403
     reporter = StatusReporter(api, "ns", "job", 1.0, clock=clock, sleep=clock.sleep)
     with pytest.raises(ApiError):
-        reporter.final(model.DownloadJobStatus(progress=100))
+        reporter.final(WorkerStatus(progress=100))
     assert api.calls == 1
 
 
@@ -181,5 +181,5 @@ def test_the_result_retries_a_throttled_write() -> None:
     api, clock = FakeApi(), SleepingClock()
     api.refusal, api.refusals = 429, 2
     reporter = StatusReporter(api, "ns", "job", 1.0, clock=clock, sleep=clock.sleep)
-    reporter.final(model.DownloadJobStatus(progress=100))
+    reporter.final(WorkerStatus(progress=100))
     assert api.calls == 3 and api.patches[-1]["progress"] == 100

@@ -5,6 +5,8 @@ worker tests share (no test module imports another).
 
 from typing import Any
 
+import msgspec
+
 from downloadjobs.settings import S3Settings
 from downloadjobs_worker import main
 from downloadjobs_worker.reporter import StatusReporter
@@ -38,7 +40,7 @@ def settings(**overrides: Any) -> WorkerSettings:
         "worker_prefetch": 2,
         **overrides,
     }
-    return WorkerSettings.model_validate(values)
+    return msgspec.convert(values, WorkerSettings)
 
 
 def seed(s3: Any) -> dict[int, bytes]:
