@@ -3,6 +3,7 @@
 import pytest
 
 from downloadjobs.settings import KubeSettings, S3Settings, SettingsError
+from downloadjobs_worker import main
 from downloadjobs_worker.settings import WorkerSettings
 
 
@@ -56,3 +57,13 @@ def test_worker_settings_need_a_job_and_check_their_bounds() -> None:
         {"DOWNLOADJOBS_JOB_NAME": "j", "DOWNLOADJOBS_WORKER_PROGRESS_INTERVAL": "0.5"}
     )
     assert (settings.job_name, settings.worker_progress_interval) == ("j", 0.5)
+
+
+def test_a_worker_with_invalid_settings_fails_for_good_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("signal.signal", lambda *args: None)  # keep pytest's SIGTERM
+    monkeypatch.delenv("DOWNLOADJOBS_JOB_NAME", raising=False)
+    monkeypatch.setenv("DOWNLOADJOBS_S3_MAX_ATTEMPTS", "0")
+    assert main.run() == main.EXIT_PERMANENT
+    assert "DOWNLOADJOBS_JOB_NAME is required and not set" in caplog.text
