@@ -165,26 +165,55 @@ def arrive(ctx: Context, body: dict[str, Any]) -> Outcome:
     return enqueue(ctx, body)
 
 
-def follow(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """Bring a DownloadJob in line with its Job; the body and the patch when it changed."""
+def follow(
+    ctx: Context, job: dict[str, Any], seen: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """
+    Bring a DownloadJob in line with its Job; the body and the patch when it changed.
+
+    ``seen`` is the DownloadJob as a watch last showed it (kopf's view), when there is
+    one: the patch is decided from it and written only if the resource is still at
+    that resourceVersion, so a view a moment behind costs a read then, not every time
+    (most of a Job's sightings found their DownloadJob unchanged since the last).
+    """
     owner = (job["metadata"].get("labels") or {}).get(model.LABEL_JOB_NAME)
     namespace = job["metadata"].get("namespace")
     if not owner or not namespace:
         return None
-    body = ctx.cluster.downloadjob(namespace, owner)
-    if body is None:
-        return None  # gone; garbage collection takes the Job
-    current = model.parse_status(body)
-    if current.job_name and current.job_name != job["metadata"]["name"]:
-        return None  # a Job of an earlier replay
-    patch = status_patch(job, current)
     build = phase_of_job(job)
+    if seen is not None and build.terminal and sharing.content_key(seen):
+        # Others may wait for this build with its result, which a view can lack even
+        # when it shows the job ended (a cancelled leader's worker writes it after the
+        # cancel): read as it is now.
+        seen = None
+    body = seen if seen is not None else ctx.cluster.downloadjob(namespace, owner)
+    read = seen is None  # the body as the API server answers now, not a view's copy
+    patch = None
+    for _ in range(3):
+        if body is None:
+            return None  # gone; garbage collection takes the Job
+        current = model.parse_status(body)
+        if current.job_name and current.job_name != job["metadata"]["name"]:
+            if read:
+                return None  # a Job of an earlier replay
+            # (or of a replay the view does not show yet)
+        else:
+            patch = status_patch(job, current)
+            if patch is None:
+                break
+            version = body["metadata"].get("resourceVersion")
+            if ctx.cluster.patch_status(namespace, owner, patch, version=version):
+                break
+        # Changed meanwhile, or seen in a view that may be behind: decide again.
+        body, read = ctx.cluster.downloadjob(namespace, owner), True
+    else:
+        raise RuntimeError(f"DownloadJob {owner} kept changing under its Job's follow")
     if build.terminal:  # whoever waits for this build ends with it (a cancelled leader too)
+        # Written at the version it was read, or terminal already: the copy is current.
         merged = {**body, "status": {**resource.status(body), **(patch or {})}}
         sharing.settle(ctx, merged, build)
     if patch is None:
         return None
-    ctx.cluster.patch_status(namespace, owner, patch)
     if patch.get("phase") == model.Phase.FAILED.value:
         ctx.cluster.patch_metadata(namespace, owner, {"labels": {model.LABEL_DEAD_LETTER: "true"}})
     failures = failures_of(job.get("status") or {})
@@ -391,7 +420,7 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[Note]:
             namespace, manifests.build_job(body, ctx.s3_settings, ctx.settings)
         )
         return [*notes, Note.JOB_RECREATED] if created else notes
-    if follow(ctx, job) is not None:
+    if follow(ctx, job, body) is not None:  # kopf's copy: read again only if it moved
         notes.append(Note.DRIFT_REPAIRED)
     if refuse(ctx, body, job):
         return [*notes, Note.POD_REFUSED]

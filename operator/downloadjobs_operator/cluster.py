@@ -58,10 +58,25 @@ class Cluster:
             raise
         return body
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object_status(
-            model.GROUP, model.VERSION, namespace, model.PLURAL, name, {"status": status}
-        )
+    def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], *, version: str | None = None
+    ) -> bool:
+        """
+        Merge ``status`` in; with ``version``, only if the resource is still at that
+        resourceVersion (False when it changed: decide again from what it is now).
+        """
+        patch: dict[str, Any] = {"status": status}
+        if version:
+            patch["metadata"] = {"resourceVersion": version}
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                model.GROUP, model.VERSION, namespace, model.PLURAL, name, patch
+            )
+        except ApiException as exc:
+            if version and exc.status == 409:
+                return False
+            raise
+        return True
 
     def patch_metadata(
         self, namespace: str, name: str, metadata: dict[str, Any], *, version: str | None = None

@@ -20,7 +20,7 @@ import prometheus_client
 
 from downloadjobs import kube, model, resource, s3
 from downloadjobs.settings import S3Settings
-from downloadjobs_operator import actions, admission, manifests, sharing, status
+from downloadjobs_operator import actions, admission, manifests, queue, sharing, status
 from downloadjobs_operator.cluster import Cluster
 from downloadjobs_operator.context import Context
 from downloadjobs_operator.queue import AdmissionQueue
@@ -32,15 +32,19 @@ SETTINGS = OperatorSettings()  # timer intervals are fixed when the handlers reg
 
 
 @kopf.index(*DOWNLOADJOBS)
-def downloadjobs_by_namespace(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
+def downloadjobs_by_namespace(
+    body: kopf.Body, namespace: str | None, name: str | None, **_: Any
+) -> Any:
     """
     Every DownloadJob as last seen, for the admission passes (kopf drops the deleted),
     without what they never read and what makes a resource large: its file ids (up to
-    a thousand) and the API server's field bookkeeping.
+    a thousand) and the API server's field bookkeeping. The same copy is also there
+    under ``(namespace, name)``, for :func:`follow_job` to find its Job's owner.
     """
     meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
     spec = {k: v for k, v in body.get("spec", {}).items() if k != "fileIds"}
-    return {namespace: copy.deepcopy({**body, "metadata": meta, "spec": spec})}
+    slim = copy.deepcopy({**body, "metadata": meta, "spec": spec})
+    return {namespace: slim, (namespace, name): slim}
 
 
 @kopf.index("batch", "v1", "jobs", labels=MANAGED_JOBS)
@@ -54,13 +58,19 @@ def _view(downloadjobs: kopf.Index[Any, Any], jobs: kopf.Index[Any, Any], namesp
     return list(jobs.get(namespace, ())), list(downloadjobs.get(namespace, ()))
 
 
+def _seen(downloadjobs: kopf.Index[Any, Any], namespace: str, name: str) -> Any:
+    """One DownloadJob as the view holds it (never to be changed), or None."""
+    return next(iter(downloadjobs.get((namespace, name), ())), None)
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     # Every handler runs its blocking client calls in the loop's default executor;
     # asyncio's default of cores+4 threads is too few for hundreds of jobs.
     loop = asyncio.get_running_loop()
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(SETTINGS.threads))
-    kube.load_config()
+    # (an admission pass writes from threads of its own, beside the executor's)
+    kube.load_config(connections=SETTINGS.threads + queue.WRITERS)
     prefix = f"operator.{model.GROUP}"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=prefix)
@@ -133,12 +143,17 @@ async def create_job(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED_JOBS)
 async def follow_job(
-    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **kwargs: Any,
 ) -> None:
     """
     Mirror a Job's state onto its DownloadJob, with an event on each transition.
-    Only a Job whose :func:`status.sighting` changed costs a read of its DownloadJob
-    and an admission pass: under load, most events are the Job controller's chatter.
+    Only a Job whose :func:`status.sighting` changed costs an admission pass and a
+    look at its DownloadJob, as the view shows it (a read only when the view is behind):
+    under load, most events are the Job controller's chatter.
     """
     meta = body.get("metadata", {})
     namespace, uid = meta.get("namespace"), meta.get("uid")
@@ -148,7 +163,10 @@ async def follow_job(
         seen = status.sighting(dict(body))
         if memo.sightings.get(uid) == seen:
             return
-        changed = await _run(actions.follow, memo.ctx, dict(body))
+        owner = (meta.get("labels") or {}).get(model.LABEL_JOB_NAME)
+        index = kwargs["downloadjobs_by_namespace"]
+        view = _seen(index, namespace, owner) if owner else None
+        changed = await _run(actions.follow, memo.ctx, dict(body), view)
         memo.sightings[uid] = seen  # not before: a failed follow is tried on the next event
         if changed is not None:
             owner, patch = changed

@@ -6,7 +6,7 @@ from typing import Any
 import kubernetes
 
 
-def load_config() -> None:
+def load_config(connections: int = 32) -> None:
     """
     Configure the ``kubernetes`` client the way kubectl would find the cluster.
 
@@ -17,9 +17,11 @@ def load_config() -> None:
         kubernetes.config.load_incluster_config()
     else:
         kubernetes.config.load_kube_config()
-    # Threads share one connection pool; the client's default is cores x 5.
+    # Threads share one connection pool; the client's default is cores x 5. A request
+    # beyond ``connections`` at once gets a connection that is closed after it (and a
+    # TLS handshake each time), so it is as many as the caller has threads.
     config = kubernetes.client.Configuration.get_default_copy()
-    config.connection_pool_maxsize = max(config.connection_pool_maxsize or 0, 32)
+    config.connection_pool_maxsize = max(config.connection_pool_maxsize or 0, connections)
     kubernetes.client.Configuration.set_default(config)
 
 

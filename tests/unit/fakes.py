@@ -56,6 +56,8 @@ class FakeCluster:
         self.refusal = refusal
         self.refusals_asked = 0
         self.conflicts = 0  # versioned metadata patches to refuse, as if someone wrote first
+        self.status_conflicts = 0  # versioned status patches refused: the version had moved
+        self.reads = 0  # DownloadJobs read one by one
         self.deleted: list[str] = []
         self.pods_deleted: list[str] = []
         self.created: list[dict[str, Any]] = []
@@ -84,6 +86,7 @@ class FakeCluster:
         return [copy.deepcopy(b) for b in self.bodies.values() if selected(b)]
 
     def downloadjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads += 1
         return copy.deepcopy(self.bodies.get(name))
 
     def _bump(self, body: dict[str, Any]) -> None:
@@ -105,13 +108,23 @@ class FakeCluster:
             self._bump(body)
         return True
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.status_patches.append(status)
+    def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], *, version: str | None = None
+    ) -> bool:
         body = self.bodies.get(name)
+        if (
+            version is not None
+            and body is not None
+            and version != body["metadata"]["resourceVersion"]
+        ):
+            self.status_conflicts += 1
+            return False
+        self.status_patches.append(status)
         if body is not None:
             merged = {**(body.get("status") or {}), **status}
             body["status"] = {k: v for k, v in merged.items() if v is not None}
             self._bump(body)
+        return True
 
     def delete_downloadjob(self, namespace: str, name: str) -> None:
         self.deleted.append(name)

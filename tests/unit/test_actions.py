@@ -218,3 +218,58 @@ def test_only_refusals_that_waiting_does_not_cure_count() -> None:
     )
     assert not refused(quota)
     assert not refused('Error creating: serviceaccounts "dj-worker" not found')
+
+
+def job_of(name: str, **status: Any) -> dict[str, Any]:
+    """A Job of DownloadJob ``abc`` as a watch shows it, unsuspended."""
+    return {
+        "metadata": {"name": name, "namespace": "ns", "labels": {model.LABEL_JOB_NAME: "abc"}},
+        "spec": {"suspend": False},
+        "status": status,
+    }
+
+
+def test_follow_writes_from_the_view_at_its_version_without_reading() -> None:
+    cluster = FakeCluster()
+    seen = cluster.add(body({"phase": "Queued", "jobName": "dj-abc"}))
+    changed = actions.follow(context(cluster), job_of("dj-abc", active=1), seen)
+    assert changed is not None and changed[1]["phase"] == "Processing"
+    assert cluster.reads == 0
+    assert cluster.bodies["abc"]["status"]["phase"] == "Processing"
+    # the next sighting, with the view showing the write: nothing to do, nothing read
+    later = actions.follow(
+        context(cluster), job_of("dj-abc", active=1), cluster.downloadjob("ns", "abc")
+    )
+    assert later is None and len(cluster.status_patches) == 1
+
+
+def test_follow_decides_again_from_the_resource_when_the_view_is_behind() -> None:
+    cluster = FakeCluster()
+    seen = cluster.add(body({"phase": "Queued", "jobName": "dj-abc"}))
+    # cancelled meanwhile: the view still shows it queued
+    cluster.patch_status("ns", "abc", {"phase": "Cancelled"})
+    changed = actions.follow(context(cluster), job_of("dj-abc", active=1), seen)
+    assert changed is None, "a terminal phase is never left, whatever the view said"
+    assert cluster.status_conflicts == 1 and cluster.reads == 1
+    assert cluster.bodies["abc"]["status"]["phase"] == "Cancelled"
+
+
+def test_follow_reads_when_the_view_names_another_job() -> None:
+    cluster = FakeCluster()
+    seen = cluster.add(body({"phase": "Failed", "jobName": "dj-abc"}))
+    # replayed: the view does not show the new Job's name yet
+    cluster.patch_status("ns", "abc", {"phase": "Queued", "jobName": "dj-abc-r1"})
+    changed = actions.follow(context(cluster), job_of("dj-abc-r1", active=1), seen)
+    assert changed is not None and changed[1]["phase"] == "Processing"
+    assert cluster.reads == 1
+    assert actions.follow(context(cluster), job_of("dj-abc", active=1), None) is None
+
+
+def test_follow_reads_a_leader_that_ended_before_settling_its_followers() -> None:
+    cluster = FakeCluster()
+    leader = body({"phase": "Cancelled", "jobName": "dj-abc"})
+    leader["metadata"]["labels"] = {model.LABEL_CONTENT_KEY: "k"}
+    seen = cluster.add(leader)
+    done = job_of("dj-abc", conditions=[{"type": "Complete", "status": "True"}])
+    assert actions.follow(context(cluster), done, seen) is None
+    assert cluster.reads == 1, "its result may be newer than the view"
