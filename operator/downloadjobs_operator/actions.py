@@ -362,10 +362,12 @@ def _still_shared(ctx: Context, body: dict[str, Any], bundle: str) -> bool:
     )
 
 
-def reconcile(ctx: Context, body: dict[str, Any]) -> list[Note]:
+def reconcile(ctx: Context, body: dict[str, Any], seen: dict[str, Any] | None = None) -> list[Note]:
     """
     The periodic check of one DownloadJob: expire it after its TTL when finished;
     otherwise repair drift from its Job (or recreate a lost Job) and catch stalls.
+    ``seen`` is its Job as a watch last showed it (kopf's view), when there is one:
+    read from the API server only when the view has none, before recreating it.
     """
     namespace, name = _meta(body)
     status = model.parse_status(body)
@@ -409,7 +411,8 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> list[Note]:
         return [*notes, Note(outcome)] if outcome else notes
     if status.job_name is None:
         return notes  # the create handler owns it
-    job = ctx.cluster.job(namespace, status.job_name)
+    mine = seen is not None and seen["metadata"].get("name") == status.job_name
+    job = seen if mine else ctx.cluster.job(namespace, status.job_name)
     if job is None:
         if status.result is not None:  # finished, and its Job already expired
             patch = transition(status, model.Phase.COMPLETED, "JobComplete", "Recovered.")

@@ -8,6 +8,7 @@ Kueue can take this over instead: its admission works on the same field.
 """
 
 import collections
+import copy
 import dataclasses
 from collections.abc import Iterable
 from typing import Any
@@ -44,15 +45,33 @@ def order_key(body: dict[str, Any]) -> tuple[str, str, str]:
     return (meta.get("creationTimestamp", ""), submitted, meta.get("name", ""))
 
 
+#: What of a Job's status a reconcile reads (:func:`status.status_patch`, stalls, refusals).
+DIGEST_STATUS = (
+    "active",
+    "failed",
+    "succeeded",
+    "terminating",
+    "startTime",
+    "completionTime",
+    "uncountedTerminatedPods",
+)
+
+
 def job_digest(job: dict[str, Any]) -> dict[str, Any]:
-    """What an admission pass reads of a Job (its name, labels, suspension and end), and
-    all an operator keeps of each: the Job controller rewrites the rest on every pod."""
+    """What an admission pass and a reconcile read of a Job (its name, labels, suspension,
+    pods and end), and all an operator keeps of each: not its pod template."""
     meta = job.get("metadata", {})
-    conditions = (job.get("status") or {}).get("conditions") or []
+    status = job.get("status") or {}
+    digest = {k: copy.deepcopy(status[k]) for k in DIGEST_STATUS if k in status}
     return {
-        "metadata": {"name": meta.get("name"), "labels": dict(meta.get("labels") or {})},
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "labels": dict(meta.get("labels") or {}),
+        },
         "spec": {"suspend": (job.get("spec") or {}).get("suspend")},
-        "status": {"conditions": [dict(c) for c in conditions]},
+        "status": {**digest, "conditions": [dict(c) for c in status.get("conditions") or []]},
     }
 
 

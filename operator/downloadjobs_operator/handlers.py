@@ -48,9 +48,13 @@ def downloadjobs_by_namespace(
 
 
 @kopf.index("batch", "v1", "jobs", labels=MANAGED_JOBS)
-def jobs_by_namespace(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
-    """Every Job of ours as last seen, for the admission passes: what they read of it."""
-    return {namespace: admission.job_digest(dict(body))}
+def jobs_by_namespace(body: kopf.Body, namespace: str | None, name: str | None, **_: Any) -> Any:
+    """
+    Every Job of ours as last seen, for the admission passes and the reconcile timer:
+    what they read of it, under its namespace and under ``(namespace, name)``.
+    """
+    digest = admission.job_digest(dict(body))
+    return {namespace: digest, (namespace, name): digest}
 
 
 def _view(downloadjobs: kopf.Index[Any, Any], jobs: kopf.Index[Any, Any], namespace: str) -> Any:
@@ -58,9 +62,9 @@ def _view(downloadjobs: kopf.Index[Any, Any], jobs: kopf.Index[Any, Any], namesp
     return list(jobs.get(namespace, ())), list(downloadjobs.get(namespace, ()))
 
 
-def _seen(downloadjobs: kopf.Index[Any, Any], namespace: str, name: str) -> Any:
-    """One DownloadJob as the view holds it (never to be changed), or None."""
-    return next(iter(downloadjobs.get((namespace, name), ())), None)
+def _seen(index: kopf.Index[Any, Any], namespace: str, name: str) -> Any:
+    """One DownloadJob or Job as the view holds it (never to be changed), or None."""
+    return next(iter(index.get((namespace, name), ())), None)
 
 
 @kopf.on.startup()
@@ -203,10 +207,13 @@ async def cleanup(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.timer(*DOWNLOADJOBS, interval=SETTINGS.reconcile_interval, initial_delay=1.0)
-async def reconcile(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def reconcile(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
     """Expire finished jobs; repair drift and stalls of the others; admit if slots are free."""
+    job_name = resource.job_name(dict(body))
+    jobs = kwargs["jobs_by_namespace"]
+    seen = _seen(jobs, str(namespace), job_name) if job_name else None
     try:
-        notes = await _run(actions.reconcile, memo.ctx, dict(body))
+        notes = await _run(actions.reconcile, memo.ctx, dict(body), seen)
     except kubernetes.client.exceptions.ApiException as exc:
         if exc.status != 404:
             raise

@@ -5,7 +5,7 @@ from typing import Any
 
 from downloadjobs import model
 from downloadjobs.settings import S3Settings
-from downloadjobs_operator import actions
+from downloadjobs_operator import actions, admission
 from downloadjobs_operator.context import Context
 from downloadjobs_operator.settings import OperatorSettings
 from tests.unit.fakes import FakeCluster
@@ -273,3 +273,16 @@ def test_follow_reads_a_leader_that_ended_before_settling_its_followers() -> Non
     done = job_of("dj-abc", conditions=[{"type": "Complete", "status": "True"}])
     assert actions.follow(context(cluster), done, seen) is None
     assert cluster.reads == 1, "its result may be newer than the view"
+
+
+def test_reconcile_reads_the_job_from_the_view_and_asks_only_when_it_has_none() -> None:
+    cluster = FakeCluster(job=None)  # asked, the API server would say it is gone
+    ctx = context(cluster)
+    seen = cluster.add(body({"phase": "Queued", "jobName": "dj-abc"}))
+    job = admission.job_digest(job_of("dj-abc", active=1, startTime=ago(5)))
+    assert actions.reconcile(ctx, seen, job) == ["DriftRepaired"]
+    assert cluster.created == [] and cluster.bodies["abc"]["status"]["phase"] == "Processing"
+    # the view's Job is another's (an earlier replay's): the API server is asked
+    fresh = cluster.downloadjob("ns", "abc")
+    fresh["status"]["jobName"] = "dj-abc-r1"
+    assert actions.reconcile(ctx, fresh, job) == ["JobRecreated"]
