@@ -9,6 +9,7 @@ They return what happened, for the handlers to turn into events.
 import datetime
 import enum
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -35,6 +36,7 @@ class Outcome(enum.StrEnum):
     """What an action did, for the handlers to tell in an event."""
 
     CREATED = "created"  # queued, with its suspended Job
+    ADMITTED = "admitted"  # its Job created unsuspended: a slot was free, nobody older waits
     REUSED = "reused"  # completed at once with the bundle of an earlier job
     FOLLOWING = "following"  # waits for the job that builds the same bundle now
     EXISTED = "existed"  # queued already (a handler repeated after a crash)
@@ -92,11 +94,17 @@ def _reusable(ctx: Context, body: dict[str, Any]) -> tuple[str | None, dict[str,
         return None, None
 
 
-def enqueue(ctx: Context, body: dict[str, Any]) -> Outcome:
+#: Asked before a new job's Job is created: its time of admission when the Job may be
+#: created unsuspended (see :meth:`AdmissionQueue.admit_at_once`), else None.
+Admit = Callable[[dict[str, Any], str], str | None]
+
+
+def enqueue(ctx: Context, body: dict[str, Any], admit: Admit | None = None) -> Outcome:
     """
     A new DownloadJob: completed at once when a bundle of the same files is there
     already (``reused``), else queued with its suspended Job (``created``, or
-    ``existed`` when the Job was there already).
+    ``existed`` when the Job was there already), or with its Job unsuspended when
+    ``admit`` says a slot is free for it (``admitted``).
 
     The first write carries the resource's version: when the create handler and an
     admission pass act on the same new job at once, one of them finds the job changed
@@ -121,6 +129,14 @@ def enqueue(ctx: Context, body: dict[str, Any]) -> Outcome:
         if twin is not None:
             sharing.complete_with(ctx, body, twin)
             return Outcome.REUSED
+        if metadata:  # what admission reads of it (its content key), as it is now
+            body = {
+                **body,
+                "metadata": {
+                    **body["metadata"],
+                    "labels": {**(body["metadata"].get("labels") or {}), **metadata["labels"]},
+                },
+            }
         patch = transition(status, model.Phase.QUEUED, "Submitted", "Waiting for a free slot.")
         files = len(resource.spec(body).get("fileIds") or [])
         job = manifests.job_name(name, resource.replays(body))
@@ -134,7 +150,20 @@ def enqueue(ctx: Context, body: dict[str, Any]) -> Outcome:
     if sharing.is_follower(body):
         return Outcome.FOLLOWING  # its leader's Job builds the bundle
     manifest = manifests.build_job(body, ctx.s3_settings, ctx.settings)
-    return Outcome.CREATED if ctx.cluster.create_job(namespace, manifest) else Outcome.EXISTED
+    job = manifest["metadata"]["name"]
+    admitted_at = admit(body, job) if admit is not None and not status.phase else None
+    if admitted_at is None:
+        return Outcome.CREATED if ctx.cluster.create_job(namespace, manifest) else Outcome.EXISTED
+    manifest["spec"]["suspend"] = False
+    annotations = manifest["metadata"].setdefault("annotations", {})
+    annotations[model.ANNOTATION_ADMITTED_AT] = admitted_at
+    if ctx.cluster.create_job(namespace, manifest):
+        return Outcome.ADMITTED
+    # There already (a pass created it, or this handler before a crash): the slot is its.
+    existing = ctx.cluster.job(namespace, job)
+    if existing is not None and existing.get("spec", {}).get("suspend"):
+        ctx.cluster.unsuspend_job(namespace, job, admitted_at)
+    return Outcome.EXISTED
 
 
 def first_sight(body: dict[str, Any]) -> Intent:
@@ -151,7 +180,7 @@ def first_sight(body: dict[str, Any]) -> Intent:
     return Intent.ENQUEUE
 
 
-def arrive(ctx: Context, body: dict[str, Any]) -> Outcome:
+def arrive(ctx: Context, body: dict[str, Any], admit: Admit | None = None) -> Outcome:
     """
     A DownloadJob seen for the first time: ``cancelled`` or ``ignored`` (a cancel
     that came first; no Job is ever created), ``replayed``, else queued with its
@@ -162,7 +191,7 @@ def arrive(ctx: Context, body: dict[str, Any]) -> Outcome:
         return cancel(ctx, body)
     if intent is Intent.REPLAY and replay(ctx, body) is Outcome.REPLAYED:
         return Outcome.REPLAYED  # otherwise replay dropped the stray annotation: queue it
-    return enqueue(ctx, body)
+    return enqueue(ctx, body, admit)
 
 
 def follow(

@@ -118,6 +118,7 @@ def _run(fn: Any, *args: Any) -> Any:
 _QUEUED = ("JobCreated", "Created its Job, suspended until admitted.")
 OUTCOMES = {
     actions.Outcome.CREATED: _QUEUED,
+    actions.Outcome.ADMITTED: ("JobCreated", "Created its Job, admitted at once: a slot was free."),
     # An admission pass may have created the Job a moment before this handler ran
     # (it creates the Job of any job it finds without one): the story is the same.
     actions.Outcome.EXISTED: _QUEUED,
@@ -135,8 +136,20 @@ def tell(body: kopf.Body, outcome: actions.Outcome) -> None:
 
 @kopf.on.create(*DOWNLOADJOBS)
 async def create_job(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Queue a new DownloadJob (suspended until admitted), unless a cancel or retry came first."""
-    outcome = await _run(actions.arrive, memo.ctx, dict(body))
+    """
+    Queue a new DownloadJob (suspended until admitted, or admitted at once when a slot is
+    free and nobody older waits), unless a cancel or retry came first.
+    """
+    loop = asyncio.get_running_loop()
+
+    async def decide(fresh: dict[str, Any], job: str) -> str | None:
+        return memo.queue.admit_at_once(str(namespace), fresh, job)  # type: ignore[no-any-return]
+
+    def admit(fresh: dict[str, Any], job: str) -> str | None:
+        # Asked from the action's thread, decided in the event loop (where the view is).
+        return asyncio.run_coroutine_threadsafe(decide(fresh, job), loop).result()
+
+    outcome = await _run(actions.arrive, memo.ctx, dict(body), admit)
     tell(body, outcome)
     if outcome is actions.Outcome.CREATED:
         name = body["metadata"]["name"]

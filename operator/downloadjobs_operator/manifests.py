@@ -93,7 +93,8 @@ def build_job(body: dict[str, Any], s3: S3Settings, settings: OperatorSettings) 
         },
         "spec": {
             # Created suspended; admission (see admission.py) unsuspends it when a slot is
-            # free. Kueue, where installed, admits through the same field.
+            # free (or the creation handler creates it unsuspended: queue.admit_at_once).
+            # Kueue, where installed, admits through the same field.
             "suspend": True,
             "backoffLimit": settings.backoff_limit,
             # A replacement pod starts only once the old one has failed for good, so two

@@ -54,6 +54,9 @@ class _NamespaceState:
     created: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
     #: DownloadJob name -> when a pass made it follow a build or complete with one.
     settled: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: Job name -> its DownloadJob's name, and when a handler was told it may create it
+    #: unsuspended (:meth:`AdmissionQueue.admit_at_once`).
+    direct: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
 
 
 class AdmissionQueue:
@@ -95,9 +98,77 @@ class AdmissionQueue:
                 snapshot = None
                 if self._view:
                     jobs, bodies = self._view(namespace)
-                    snapshot = _created_jobs(state.created, jobs), bodies
+                    jobs = _created_jobs(state.created, jobs)
+                    snapshot = _created_jobs(state.direct, jobs, suspended=False), bodies
                 await asyncio.to_thread(self._pass, namespace, snapshot)
                 state.last = time.monotonic()
+
+    def admit_at_once(self, namespace: str, body: dict[str, Any], job: str) -> str | None:
+        """
+        Whether a new job's ``job`` may be created unsuspended rather than wait for a
+        pass: its time of admission (remembered as a pass's own admissions are), or None.
+        Called in the event loop, where the view is kept and passes take their snapshots,
+        before its Job is created: a pass that runs meanwhile counts it as running; one
+        whose snapshot is older cannot admit anyone but jobs this check counts too.
+
+        Only when nobody is overtaken and no cap can be passed, whatever passes do at the
+        same time: every older job (not finished, not following another's build) holds a
+        running Job already, and the cap would hold if every job not finished ran at once.
+        With bundle reuse, not when another job not finished has the same content key
+        (one build for the same files is the pass's decision). Saves the unsuspension
+        (a write, and a second sync of the Job controller) when slots are free.
+        """
+        if self._view is None:
+            return None  # (passes list the namespace: no view to decide from here)
+        state = self._states[namespace]
+        jobs, bodies = self._view(namespace)
+        name = body["metadata"]["name"]
+        now = time.monotonic()
+        admitted = {j for j, since in state.admitted.items() if now - since <= EXPECTATION_SECONDS}
+        admitted |= {
+            j for j, (_, since) in state.direct.items() if now - since <= EXPECTATION_SECONDS
+        }
+        unfinished = {b["metadata"]["name"]: b for b in bodies if not resource.is_finished(b)}
+        unfinished[name] = body
+        holding: set[str] = set()  # jobs not finished with a running Job
+        others: list[str] = []  # owners of Jobs not finished of jobs not counted above
+        seen = set()
+        for item in jobs:
+            job_name = item["metadata"]["name"]
+            seen.add(job_name)
+            owner = (item["metadata"].get("labels") or {}).get(model.LABEL_JOB_NAME) or ""
+            if owner in unfinished:
+                if job_name in admitted or admission.job_running(item):
+                    holding.add(owner)
+            elif not admission.job_finished(item):
+                others.append(owner)
+        for job_name in admitted - seen:  # admitted, not in the view yet
+            owner = state.direct.get(job_name, ("", 0.0))[0]
+            if owner in unfinished:
+                holding.add(owner)
+            else:
+                others.append(owner)
+        if len(unfinished) + len(others) > self._settings.max_running:
+            return None
+        cap = self._settings.max_running_per_owner
+        mine = resource.owner(body)
+        if cap:
+            owned = [b for b in unfinished.values() if resource.owner(b) == mine]
+            if len(owned) + len(others) > cap:  # (others' owners may be anyone's)
+                return None
+        key = sharing.content_key(body)
+        order = admission.order_key(body)
+        for other_name, other in unfinished.items():
+            if other_name == name:
+                continue
+            if self._settings.reuse_bundles and key and sharing.content_key(other) == key:
+                return None
+            if other_name in holding or _blocked(other) or sharing.is_follower(other):
+                continue
+            if admission.order_key(other) <= order:
+                return None  # an older job waits: first in, first out
+        state.direct[job] = (name, now)
+        return datetime.datetime.now(tz=datetime.UTC).isoformat(timespec="microseconds")
 
     def created(self, namespace: str, downloadjob: str, job: str) -> None:
         """
@@ -282,9 +353,9 @@ def _blocked(body: dict[str, Any]) -> bool:
 
 
 def _created_jobs(
-    created: dict[str, tuple[str, float]], jobs: list[dict[str, Any]]
+    created: dict[str, tuple[str, float]], jobs: list[dict[str, Any]], *, suspended: bool = True
 ) -> list[dict[str, Any]]:
-    """``jobs`` with those this operator created, suspended, until the view shows them."""
+    """``jobs`` with those this operator created (suspended or not) until the view shows them."""
     now = time.monotonic()
     names = {job["metadata"]["name"] for job in jobs}
     for name, (_, since) in list(created.items()):
@@ -293,7 +364,7 @@ def _created_jobs(
     return jobs + [
         {
             "metadata": {"name": name, "labels": {model.LABEL_JOB_NAME: downloadjob}},
-            "spec": {"suspend": True},
+            "spec": {"suspend": suspended},
             "status": {},
         }
         for name, (downloadjob, _) in created.items()
@@ -315,7 +386,7 @@ def _pending(
     for name, since in list(expected.items()):
         item = names.get(name)
         if item is None or shown(item) or now - since > EXPECTATION_SECONDS:
-            del expected[name]
+            expected.pop(name, None)  # (the event loop may be dropping it too)
     return set(expected)
 
 

@@ -199,3 +199,63 @@ def test_a_job_its_handler_never_queued_is_queued_from_the_resource_not_the_view
     AdmissionQueue(cluster, settings, enqueue)._pass("ns", ([], slim))
     assert [b["spec"]["fileIds"] for b in enqueued] == [[70000, 70001]]
     assert cluster.unsuspended == ["dj-old"]
+
+
+def direct_setup(max_running: int, **settings: Any) -> tuple[FakeCluster, Context, AdmissionQueue]:
+    cluster = FakeCluster()
+    options = OperatorSettings(max_running=max_running, reuse_bundles=False, **settings)
+    ctx = Context(cluster, None, S3Settings(source_bucket="s", bundle_bucket="b"), options)  # type: ignore[arg-type]
+    view = lambda ns: (cluster.jobs(ns), cluster.downloadjobs(ns))  # noqa: E731 (always current)
+    return cluster, ctx, AdmissionQueue(cluster, options, lambda body: True, view=view)
+
+
+def arrive_with(cluster: FakeCluster, ctx: Context, queue: AdmissionQueue, name: str) -> Any:
+    """A new job, its creation handler asking the queue whether it may start at once."""
+    queued(cluster, ctx, name, len(cluster.bodies), job=False)
+    body = cluster.downloadjob("ns", name) or {}
+    return actions.enqueue(ctx, body, lambda fresh, job: queue.admit_at_once("ns", fresh, job))
+
+
+def test_a_new_job_starts_at_once_while_everyone_fits_under_the_cap() -> None:
+    cluster, ctx, queue = direct_setup(max_running=2)
+    assert arrive_with(cluster, ctx, queue, "a") is actions.Outcome.ADMITTED
+    assert arrive_with(cluster, ctx, queue, "b") is actions.Outcome.ADMITTED
+    assert arrive_with(cluster, ctx, queue, "c") is actions.Outcome.CREATED, "the cap is reached"
+    jobs = {j["metadata"]["name"]: j for j in cluster.jobs("ns")}
+    assert [jobs[f"dj-{n}"]["spec"]["suspend"] for n in "abc"] == [False, False, True]
+    assert model.ANNOTATION_ADMITTED_AT in jobs["dj-a"]["metadata"]["annotations"]
+    assert cluster.unsuspended == [], "no write to unsuspend them"
+    queue._pass("ns", (cluster.jobs("ns"), cluster.downloadjobs("ns")))
+    assert cluster.unsuspended == [], "the pass counts them as running: c waits"
+
+
+def test_a_job_admitted_at_once_counts_before_the_view_shows_its_job() -> None:
+    cluster, ctx, queue = direct_setup(max_running=1)
+    lagging = ([], [])
+    queue._view = lambda ns: (lagging[0], cluster.downloadjobs(ns))  # never shows Jobs
+    assert arrive_with(cluster, ctx, queue, "a") is actions.Outcome.ADMITTED
+    queued(cluster, ctx, "b", 9, job=True)
+    asyncio.run(queue.poke("ns"))
+    assert cluster.unsuspended == [], "a holds the only slot though no Job is in sight"
+
+
+def test_nobody_starts_at_once_past_an_older_job_that_waits() -> None:
+    cluster, ctx, queue = direct_setup(max_running=5)
+    queued(cluster, ctx, "old", 0, job=False)
+    old = cluster.downloadjob("ns", "old") or {}
+    assert actions.enqueue(ctx, old) is actions.Outcome.CREATED  # suspended, no pass yet
+    assert arrive_with(cluster, ctx, queue, "new") is actions.Outcome.CREATED
+    queue._pass("ns", (cluster.jobs("ns"), cluster.downloadjobs("ns")))
+    assert sorted(cluster.unsuspended) == ["dj-new", "dj-old"], "one pass admits both"
+    assert arrive_with(cluster, ctx, queue, "newer") is actions.Outcome.ADMITTED
+
+
+def test_a_job_whose_job_existed_gets_the_slot_it_was_given() -> None:
+    cluster, ctx, queue = direct_setup(max_running=5)
+    queued(cluster, ctx, "a", 0, job=False)
+    body = cluster.downloadjob("ns", "a") or {}
+    cluster.create_job("ns", {"metadata": {"name": "dj-a"}, "spec": {"suspend": True}})
+    cluster.create_job = lambda namespace, manifest: False  # type: ignore[method-assign]  # 409
+    outcome = actions.enqueue(ctx, body, lambda fresh, job: queue.admit_at_once("ns", fresh, job))
+    assert outcome is actions.Outcome.EXISTED
+    assert cluster.unsuspended == ["dj-a"]
