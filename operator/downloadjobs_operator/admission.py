@@ -2,9 +2,10 @@
 Admission: which queued jobs may start now, as a pure function of the cluster state.
 
 A Job is created suspended (``spec.suspend: true``) and admitting a job means
-unsuspending its Job, unless a slot is free for it at once (``queue.admit_at_once``). Jobs are admitted first-in first-out, up to a cap of
-running Jobs per namespace and, optionally, per owner. A cluster that runs
-Kueue can take this over instead: its admission works on the same field.
+unsuspending its Job, unless a slot is free for it at once (``queue.admit_at_once``).
+Jobs are admitted first-in first-out, up to a cap of running Jobs per namespace and,
+optionally, per owner. A cluster that runs Kueue can take this over instead: its
+admission works on the same field.
 """
 
 import collections

@@ -108,21 +108,22 @@ class AdmissionQueue:
         Whether a new job's ``job`` may be created unsuspended rather than wait for a
         pass: its time of admission (remembered as a pass's own admissions are), or None.
         Called in the event loop, where the view is kept and passes take their snapshots,
-        before its Job is created: a pass that runs meanwhile counts it as running; one
-        whose snapshot is older cannot admit anyone but jobs this check counts too.
+        before its Job is created: a pass that runs meanwhile counts it as running.
 
-        Only when nobody is overtaken and no cap can be passed, whatever passes do at the
-        same time: every older job (not finished, not following another's build) holds a
-        running Job already, and the cap would hold if every job not finished ran at once.
-        With bundle reuse, not when another job not finished has the same content key
-        (one build for the same files is the pass's decision). Saves the unsuspension
-        (a write, and a second sync of the Job controller) when slots are free.
+        Only when the caps would hold with it and every older job not finished running
+        too: then it overtakes nobody who could not start as well (such a job is admitted
+        by the next pass, or at once by its own handler, and admits nobody older past the
+        cap in turn), whatever passes do at the same time. With bundle reuse, not when
+        another job not finished has the same content key (one build for the same files
+        is the pass's decision). It spares the unsuspension (a write, and a second sync
+        of the Job controller) while slots are free.
         """
         if self._view is None:
             return None  # (passes list the namespace: no view to decide from here)
         state = self._states[namespace]
         jobs, bodies = self._view(namespace)
         name = body["metadata"]["name"]
+        order = admission.order_key(body)
         now = time.monotonic()
         admitted = {j for j, since in state.admitted.items() if now - since <= EXPECTATION_SECONDS}
         admitted |= {
@@ -130,45 +131,44 @@ class AdmissionQueue:
         }
         unfinished = {b["metadata"]["name"]: b for b in bodies if not resource.is_finished(b)}
         unfinished[name] = body
-        holding: set[str] = set()  # jobs not finished with a running Job
-        others: list[str] = []  # owners of Jobs not finished of jobs not counted above
+        # Slots: whose Job is admitted (running, or ended while its resource does not
+        # show it yet), and Jobs whose resource is finished or not in sight.
+        holding: set[str] = set()
+        strays: list[str] = []
         seen = set()
         for item in jobs:
             job_name = item["metadata"]["name"]
             seen.add(job_name)
             owner = (item["metadata"].get("labels") or {}).get(model.LABEL_JOB_NAME) or ""
+            unsuspended = job_name in admitted or not item.get("spec", {}).get("suspend")
             if owner in unfinished:
-                if job_name in admitted or admission.job_running(item):
+                if unsuspended:
                     holding.add(owner)
             elif not admission.job_finished(item):
-                others.append(owner)
+                strays.append(owner)
         for job_name in admitted - seen:  # admitted, not in the view yet
             owner = state.direct.get(job_name, ("", 0.0))[0]
             if owner in unfinished:
                 holding.add(owner)
             else:
-                others.append(owner)
-        if len(unfinished) + len(others) > self._settings.max_running:
+                strays.append(owner)
+        key = sharing.content_key(body)
+        counted: list[dict[str, Any]] = []  # the jobs that would hold a slot
+        for other_name, other in unfinished.items():
+            same = self._settings.reuse_bundles and key and sharing.content_key(other) == key
+            if other_name != name and same:
+                return None
+            waits = not (_blocked(other) or sharing.is_follower(other))
+            if other_name in holding or (waits and admission.order_key(other) <= order):
+                counted.append(other)  # holding a slot, or older and waiting: it must fit too
+        if len(counted) + len(strays) > self._settings.max_running:
             return None
         cap = self._settings.max_running_per_owner
         mine = resource.owner(body)
-        if cap:
-            owned = [b for b in unfinished.values() if resource.owner(b) == mine]
-            if len(owned) + len(others) > cap:  # (others' owners may be anyone's)
-                return None
-        key = sharing.content_key(body)
-        order = admission.order_key(body)
-        for other_name, other in unfinished.items():
-            if other_name == name:
-                continue
-            if self._settings.reuse_bundles and key and sharing.content_key(other) == key:
-                return None
-            if other_name in holding or _blocked(other) or sharing.is_follower(other):
-                continue
-            if admission.order_key(other) <= order:
-                return None  # an older job waits: first in, first out
+        if cap and len([b for b in counted if resource.owner(b) == mine]) + len(strays) > cap:
+            return None  # (a stray's owner may be anyone)
         state.direct[job] = (name, now)
-        return datetime.datetime.now(tz=datetime.UTC).isoformat(timespec="microseconds")
+        return resource.submitted_at(body)
 
     def created(self, namespace: str, downloadjob: str, job: str) -> None:
         """

@@ -239,15 +239,21 @@ def test_a_job_admitted_at_once_counts_before_the_view_shows_its_job() -> None:
     assert cluster.unsuspended == [], "a holds the only slot though no Job is in sight"
 
 
-def test_nobody_starts_at_once_past_an_older_job_that_waits() -> None:
-    cluster, ctx, queue = direct_setup(max_running=5)
+def test_a_new_job_starts_at_once_only_if_the_older_ones_waiting_fit_too() -> None:
+    cluster, ctx, queue = direct_setup(max_running=2)
     queued(cluster, ctx, "old", 0, job=False)
     old = cluster.downloadjob("ns", "old") or {}
     assert actions.enqueue(ctx, old) is actions.Outcome.CREATED  # suspended, no pass yet
-    assert arrive_with(cluster, ctx, queue, "new") is actions.Outcome.CREATED
+    assert arrive_with(cluster, ctx, queue, "new") is actions.Outcome.ADMITTED, "both fit"
+    assert arrive_with(cluster, ctx, queue, "newer") is actions.Outcome.CREATED, "old must fit"
     queue._pass("ns", (cluster.jobs("ns"), cluster.downloadjobs("ns")))
-    assert sorted(cluster.unsuspended) == ["dj-new", "dj-old"], "one pass admits both"
-    assert arrive_with(cluster, ctx, queue, "newer") is actions.Outcome.ADMITTED
+    assert cluster.unsuspended == ["dj-old"], "the older one's slot was kept for it"
+    stamps = {
+        j["metadata"]["name"]: j["metadata"]["annotations"][model.ANNOTATION_ADMITTED_AT]
+        for j in cluster.jobs("ns")
+        if not j["spec"]["suspend"]
+    }
+    assert stamps["dj-new"] == resource.submitted_at(cluster.bodies["new"]), "admitted at once"
 
 
 def test_a_job_whose_job_existed_gets_the_slot_it_was_given() -> None:
