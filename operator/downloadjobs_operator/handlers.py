@@ -29,6 +29,8 @@ from downloadjobs_operator.settings import OperatorSettings
 DOWNLOADJOBS = (model.GROUP, model.VERSION, model.PLURAL)
 MANAGED_JOBS = {model.LABEL_MANAGED_BY: model.MANAGED_BY}
 SETTINGS = OperatorSettings()  # timer intervals are fixed when the handlers register
+#: Seconds a creation handler's thread waits for the event loop's admission decision.
+ADMIT_DECISION_SECONDS = 30.0
 
 
 @kopf.index(*DOWNLOADJOBS)
@@ -147,7 +149,11 @@ async def create_job(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **
 
     def admit(fresh: dict[str, Any], job: str) -> str | None:
         # Asked from the action's thread, decided in the event loop (where the view is).
-        return asyncio.run_coroutine_threadsafe(decide(fresh, job), loop).result()
+        # Bounded: a loop that stops (the operator shutting down) never answers, and a
+        # thread waiting for it would hold the process's exit. The handler then fails
+        # and kopf retries it: the Job is created suspended, for a pass to admit.
+        decision = asyncio.run_coroutine_threadsafe(decide(fresh, job), loop)
+        return decision.result(timeout=ADMIT_DECISION_SECONDS)
 
     outcome = await _run(actions.arrive, memo.ctx, dict(body), admit)
     tell(body, outcome)
