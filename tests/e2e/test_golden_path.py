@@ -8,6 +8,7 @@ import concurrent.futures
 import io
 import json
 import zipfile
+from typing import Any
 
 import httpx
 import kubernetes
@@ -17,6 +18,7 @@ from downloadjobs import model
 from downloadjobs_embedded import s3server
 from downloadjobs_embedded.stack import Stack
 from tests.e2e.client import initiate, poll
+from tests.e2e.support import wait_for
 
 MISSING = [99991, 99992]
 
@@ -77,8 +79,20 @@ def test_all_files_missing_fails_with_a_reason(stack: Stack) -> None:
     assert final["error"]["reason"] == "AllFilesMissing"
     assert "none of the 2 requested files" in final["error"]["message"]
     assert final["result"] is None
-    # A permanent failure is not retried: the podFailurePolicy fails the Job at once.
-    (job,) = [j for j in stack.jobs() if j["metadata"]["name"] == f"dj-{job_id}"]
+
+    # A permanent failure is not retried: the podFailurePolicy fails the Job at once. The
+    # DownloadJob fails on the Job controller's FailureTarget condition; the controller
+    # counts the failed pod and sets Failed after it, which the operator need not wait for.
+    def failed() -> dict[str, Any] | None:
+        (job,) = [j for j in stack.jobs() if j["metadata"]["name"] == f"dj-{job_id}"]
+        conditions = (job.get("status") or {}).get("conditions") or []
+        return (
+            job
+            if any(c["type"] == "Failed" and c["status"] == "True" for c in conditions)
+            else None
+        )
+
+    job = wait_for(failed, what="the Job's Failed condition")
     assert job["status"]["failed"] == 1
     reasons = {c["reason"] for c in job["status"]["conditions"] if c["status"] == "True"}
     assert reasons == {"PodFailurePolicy"}
