@@ -79,7 +79,7 @@ def _operator_job(docs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -
     for name, value in _operator_environment(docs).items():
         monkeypatch.setenv(name, value)
     body = {"metadata": {"name": "sample", "namespace": NAMESPACE, "uid": "0000"}}
-    return manifests.build_job(body, S3Settings(), OperatorSettings())
+    return manifests.build_job(body, S3Settings.from_environment(), OperatorSettings())
 
 
 def test_operator_job_pods_get_the_charts_security_context_and_resources(
