@@ -57,6 +57,10 @@ class _NamespaceState:
     #: Job name -> its DownloadJob's name, and when a handler was told it may create it
     #: unsuspended (:meth:`AdmissionQueue.admit_at_once`).
     direct: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
+    #: DownloadJob name -> the content key its creation handler labelled it with, and
+    #: when: the view shows labels a moment late, and two handlers for the same files
+    #: at once must each see the other's.
+    keys: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
 
 
 class AdmissionQueue:
@@ -98,6 +102,7 @@ class AdmissionQueue:
                 snapshot = None
                 if self._view:
                     jobs, bodies = self._view(namespace)
+                    bodies = _keyed(state.keys, bodies)
                     jobs = _created_jobs(state.created, jobs)
                     snapshot = _created_jobs(state.direct, jobs, suspended=False), bodies
                 await asyncio.to_thread(self._pass, namespace, snapshot)
@@ -121,10 +126,14 @@ class AdmissionQueue:
         if self._view is None:
             return None  # (passes list the namespace: no view to decide from here)
         state = self._states[namespace]
-        jobs, bodies = self._view(namespace)
         name = body["metadata"]["name"]
-        order = admission.order_key(body)
+        key = sharing.content_key(body)
         now = time.monotonic()
+        if key:
+            state.keys[name] = (key, now)
+        jobs, bodies = self._view(namespace)
+        bodies = _keyed(state.keys, bodies)
+        order = admission.order_key(body)
         admitted = {j for j, since in state.admitted.items() if now - since <= EXPECTATION_SECONDS}
         admitted |= {
             j for j, (_, since) in state.direct.items() if now - since <= EXPECTATION_SECONDS
@@ -152,7 +161,6 @@ class AdmissionQueue:
                 holding.add(owner)
             else:
                 strays.append(owner)
-        key = sharing.content_key(body)
         counted: list[dict[str, Any]] = []  # the jobs that would hold a slot
         for other_name, other in unfinished.items():
             same = self._settings.reuse_bundles and key and sharing.content_key(other) == key
@@ -368,6 +376,34 @@ def _created_jobs(
             "status": {},
         }
         for name, (downloadjob, _) in created.items()
+    ]
+
+
+def _keyed(
+    keys: dict[str, tuple[str, float]], bodies: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``bodies`` with the content keys their handlers labelled them with, until the view does."""
+    now = time.monotonic()
+    names = {body["metadata"]["name"]: body for body in bodies}
+    for name, (_, since) in list(keys.items()):
+        body = names.get(name)
+        shown = body is not None and sharing.content_key(body)
+        if shown or now - since > EXPECTATION_SECONDS:
+            del keys[name]
+    return [
+        {
+            **body,
+            "metadata": {
+                **body["metadata"],
+                "labels": {
+                    **(body["metadata"].get("labels") or {}),
+                    model.LABEL_CONTENT_KEY: keys[body["metadata"]["name"]][0],
+                },
+            },
+        }
+        if body["metadata"]["name"] in keys
+        else body
+        for body in bodies
     ]
 
 

@@ -3,6 +3,7 @@ A bundle built once serves every later job for the same files while none changed
 and goes only with the last job that points at it (moto S3, a fake cluster).
 """
 
+import asyncio
 import copy
 import functools
 from typing import Any
@@ -178,6 +179,36 @@ def test_identical_requests_in_flight_share_one_build(setup: Any) -> None:
     # later passes leave the followers alone: no Job, never admitted
     AdmissionQueue(ctx.cluster, ctx.settings, lambda body: False)._pass("ns")
     assert cluster.unsuspended == ["dj-a"] and set(cluster.job_bodies) == {"dj-a"}
+
+
+def test_identical_requests_at_once_share_one_build_while_the_view_lags(setup: Any) -> None:
+    """
+    Two creation handlers for the same files, each asking whether its Job may start at
+    once, while the view shows neither's content key nor Job yet: one build still.
+    """
+    cluster, ctx = setup
+
+    def unlabelled(ns: str) -> Any:
+        bodies = cluster.downloadjobs(ns)
+        for body in bodies:
+            body["metadata"].pop("labels", None)
+        return [], bodies
+
+    queue = AdmissionQueue(ctx.cluster, ctx.settings, lambda body: True, view=unlabelled)
+    outcomes = []
+    for index, name in enumerate(["a", "b"]):
+        body = new(name)
+        body["metadata"]["annotations"] = {
+            model.ANNOTATION_SUBMITTED_AT: f"2026-11-29T00:00:0{index}Z"
+        }
+        admit = functools.partial(queue.admit_at_once, "ns")
+        outcomes.append(actions.enqueue(ctx, cluster.add(body), admit))
+    assert outcomes == [actions.Outcome.ADMITTED, actions.Outcome.CREATED]
+    queue.created("ns", "b", "dj-b")  # as its handler tells
+    asyncio.run(queue.poke("ns"))
+    assert cluster.unsuspended == [], "b is not admitted next to a"
+    assert cluster.bodies["b"]["metadata"]["annotations"][model.ANNOTATION_BUNDLE_OF] == "a"
+    assert cluster.jobs_deleted == ["dj-b"]
 
 
 def finish(cluster: FakeCluster, ctx: Context, name: str, condition: str) -> None:
