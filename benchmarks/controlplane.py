@@ -24,16 +24,26 @@ A rate is *sustained* when its backlog (requests sent whose pod is not Running y
 at the end of the window is no more than 1.5x its backlog at half-time plus one
 second of arrivals, and every request reached Running within the drain time.
 
+Each phase also counts the CPU time every process of the stack (and the load
+generator) used from its first request until its last pod was Running and a few
+seconds more: ``cpu_ms_per_request`` by process, their total, and ``cpu_bound_rate``,
+the rate at which that cost keeps every core of the machine busy. It says which
+process the cores go to, and whether a rate is out of this machine's reach whatever
+the code's latency.
+
 The last line is one JSON object: ``rate`` (the reference rate, 20/s),
 ``p99_ms_initiate_to_running``, ``p99_ms_plain_job_to_running``, ``overhead_ratio``
-(the first over the second at the reference rate), ``max_sustained_rate``, and per
-rate every percentile measured.
+(the first over the second at the reference rate), ``max_sustained_rate`` (and
+``max_sustained_plain_rate``), ``cores``, ``cpu_ms_per_initiate`` and
+``cpu_ms_per_plain_job`` (at the reference rate), and per rate every figure measured.
 """
 
 import argparse
 import concurrent.futures
 import json
 import math
+import os
+import resource
 import tempfile
 import threading
 import time
@@ -94,21 +104,26 @@ class Watcher:
                 "allowWatchBookmarks": "true",
                 "timeoutSeconds": "600",
             }
-            with self.client.stream("GET", path, params=params) as response:
-                ready.set()
-                for line in response.iter_lines():
-                    if not line:
-                        continue
-                    event = json.loads(line)
-                    seen = time.monotonic()
-                    obj = event["object"]
-                    if event["type"] == "ERROR":
-                        break
-                    version = obj["metadata"].get("resourceVersion", version)
-                    if event["type"] in ("ADDED", "MODIFIED"):
-                        on_event(obj, seen)
-                    if self.stopping.is_set():
-                        return
+            try:
+                with self.client.stream("GET", path, params=params) as response:
+                    ready.set()
+                    for line in response.iter_lines():
+                        if not line:
+                            continue
+                        event = json.loads(line)
+                        seen = time.monotonic()
+                        obj = event["object"]
+                        if event["type"] == "ERROR":
+                            break
+                        version = obj["metadata"].get("resourceVersion", version)
+                        if event["type"] in ("ADDED", "MODIFIED"):
+                            on_event(obj, seen)
+                        if self.stopping.is_set():
+                            return
+            except httpx.TransportError:
+                if self.stopping.is_set():
+                    return  # the stack stopped: its API server closed the watch
+                raise
 
     def _job(self, job: dict[str, Any], seen: float) -> None:
         with self.lock:
@@ -200,6 +215,45 @@ def drain(watcher: Watcher, sent: dict[str, float], timeout: float) -> None:
         time.sleep(0.5)
 
 
+#: Seconds after the last pod is Running that a phase's CPU is still counted: its pods
+#: end (``--pod-seconds``) and their Jobs complete, work the request caused too.
+SETTLE_SECONDS = 5.0
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """
+    CPU time (user and system) each process of the stack has used, and this load
+    generator ("bench"), from ``/proc``: what each step of the path costs, whatever
+    the machine's cores, and which process the cores run out on.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {"bench": sum(resource.getrusage(resource.RUSAGE_SELF)[:2])}
+    for name, popen in stack.processes.items():
+        try:
+            fields = Path(f"/proc/{popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        used[name] = (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def cpu_cost(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, Any]:
+    """CPU milliseconds a request cost each process, their total, and the rate it bounds."""
+    per = {
+        name: round(1000 * (after[name] - before.get(name, 0.0)) / requests, 2)
+        for name in sorted(after)
+        if requests
+    }
+    total = round(sum(per.values()), 1)
+    cores = os.cpu_count() or 1
+    return {
+        "cpu_ms_per_request": per,
+        "cpu_ms_per_request_total": total,
+        # At this cost every core is busy: the rate no code on this machine gets past.
+        "cpu_bound_rate": round(1000 * cores / total, 1) if total else None,
+    }
+
+
 def run_rate(
     rate: float,
     seconds: float,
@@ -263,10 +317,13 @@ def run_rate(
             results = {}
             for label, send in (("plain", plain), ("initiate", initiate)):
                 sent: dict[str, float] = {}
+                cpu_before = cpu_seconds(stack)
                 start = time.monotonic()
                 offer(rate, seconds, send, sent)
                 drain(watcher, sent, drain_s)
                 results[label] = summarise(watcher, sent, rate, seconds, start)
+                time.sleep(SETTLE_SECONDS)
+                results[label].update(cpu_cost(cpu_before, cpu_seconds(stack), len(sent)))
                 print(f"rate {rate}/s {label}: {json.dumps(results[label])}", flush=True)
             watcher.stop()
             return results
@@ -300,6 +357,7 @@ def main() -> None:
     initiate_p99 = reference["initiate"]["p99_ms_to_running"]
     plain_p99 = reference["plain"]["p99_ms_to_running"]
     sustained = [r for r, res in per_rate.items() if res["initiate"]["sustained"]]
+    plain_sustained = [r for r, res in per_rate.items() if res["plain"]["sustained"]]
     summary = {
         "rate": reference_rate,
         "p99_ms_initiate_to_running": initiate_p99,
@@ -309,6 +367,10 @@ def main() -> None:
             reference["initiate"]["p50_ms_to_running"], reference["plain"]["p50_ms_to_running"]
         ),
         "max_sustained_rate": max(sustained) if sustained else 0,
+        "max_sustained_plain_rate": max(plain_sustained) if plain_sustained else 0,
+        "cores": os.cpu_count(),
+        "cpu_ms_per_initiate": reference["initiate"]["cpu_ms_per_request_total"],
+        "cpu_ms_per_plain_job": reference["plain"]["cpu_ms_per_request_total"],
         "controller_manager_flags": args.kcm_flag,
         "per_rate": {str(r): res for r, res in per_rate.items()},
     }

@@ -383,6 +383,8 @@ def _keyed(
     keys: dict[str, tuple[str, float]], bodies: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """``bodies`` with the content keys their handlers labelled them with, until the view does."""
+    if not keys:
+        return bodies  # (the usual case, and always without bundle reuse)
     now = time.monotonic()
     names = {body["metadata"]["name"]: body for body in bodies}
     for name, (_, since) in list(keys.items()):
