@@ -46,7 +46,10 @@ def downloadjobs_by_namespace(
     meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
     spec = {k: v for k, v in body.get("spec", {}).items() if k != "fileIds"}
     slim = copy.deepcopy({**body, "metadata": meta, "spec": spec})
-    return {namespace: slim, (namespace, name): slim}
+    keys = {namespace: slim, (namespace, name): slim}
+    if not resource.is_finished(slim):
+        keys[_unfinished(namespace)] = slim
+    return keys
 
 
 @kopf.index("batch", "v1", "jobs", labels=MANAGED_JOBS)
@@ -56,7 +59,19 @@ def jobs_by_namespace(body: kopf.Body, namespace: str | None, name: str | None, 
     what they read of it, under its namespace and under ``(namespace, name)``.
     """
     digest = admission.job_digest(dict(body))
-    return {namespace: digest, (namespace, name): digest}
+    keys = {namespace: digest, (namespace, name): digest}
+    if not admission.job_finished(digest):
+        keys[_unfinished(namespace)] = digest
+    return keys
+
+
+def _unfinished(namespace: str | None) -> tuple[str | None, str]:
+    """
+    The key under which both indexes also hold what is not finished (no object is named
+    ""): a decision at each job's creation reads only that, not every finished job a
+    namespace keeps until it expires.
+    """
+    return (namespace, "")
 
 
 def _view(downloadjobs: kopf.Index[Any, Any], jobs: kopf.Index[Any, Any], namespace: str) -> Any:
@@ -64,9 +79,33 @@ def _view(downloadjobs: kopf.Index[Any, Any], jobs: kopf.Index[Any, Any], namesp
     return list(jobs.get(namespace, ())), list(downloadjobs.get(namespace, ()))
 
 
+def _unfinished_view(
+    downloadjobs: kopf.Index[Any, Any], jobs: kopf.Index[Any, Any], namespace: str
+) -> Any:
+    """:func:`_view` without the finished ones."""
+    key = _unfinished(namespace)
+    return list(jobs.get(key, ())), list(downloadjobs.get(key, ()))
+
+
 def _seen(index: kopf.Index[Any, Any], namespace: str, name: str) -> Any:
     """One DownloadJob or Job as the view holds it (never to be changed), or None."""
     return next(iter(index.get((namespace, name), ())), None)
+
+
+def tune(settings: kopf.OperatorSettings) -> None:
+    """kopf's settings for this operator: where it keeps its state, what it watches."""
+    prefix = f"operator.{model.GROUP}"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=prefix)
+    settings.persistence.finalizer = model.FINALIZER
+    settings.posting.level = logging.WARNING  # kopf's per-handler chatter is no event
+    settings.watching.server_timeout = 300
+    # The API server sends only our Jobs. A handler's ``labels=`` filters on this side,
+    # after kopf has parsed and indexed every event of every Job in the namespace:
+    # other workloads' Jobs cost the operator (and the API server's watch) nothing now.
+    selector = ",".join(f"{key}={value}" for key, value in MANAGED_JOBS.items())
+    settings.watching.label_selectors["batch", "jobs"] = selector
+    settings.peering.lifetime = SETTINGS.peering_lifetime
 
 
 @kopf.on.startup()
@@ -77,13 +116,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(SETTINGS.threads))
     # (an admission pass writes from threads of its own, beside the executor's)
     kube.load_config(connections=SETTINGS.threads + queue.WRITERS)
-    prefix = f"operator.{model.GROUP}"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=prefix)
-    settings.persistence.finalizer = model.FINALIZER
-    settings.posting.level = logging.WARNING  # kopf's per-handler chatter is no event
-    settings.watching.server_timeout = 300
-    settings.peering.lifetime = SETTINGS.peering_lifetime
+    tune(settings)
     s3_settings = S3Settings.from_environment()
     cluster = Cluster()
     memo.ctx = Context(cluster, s3.client(s3_settings), s3_settings, SETTINGS)
@@ -95,6 +128,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
         # kopf runs no handler before the indexes hold the first listing of both.
         # (kopf passes each index as a keyword named after its function)
         functools.partial(_view, kwargs["downloadjobs_by_namespace"], kwargs["jobs_by_namespace"]),
+        functools.partial(
+            _unfinished_view, kwargs["downloadjobs_by_namespace"], kwargs["jobs_by_namespace"]
+        ),
     )
     memo.sightings = {}  # Job uid -> status.sighting() its DownloadJob was last brought to
     if SETTINGS.metrics_port:

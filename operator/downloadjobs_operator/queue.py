@@ -78,12 +78,15 @@ class AdmissionQueue:
         enqueue: Callable[[dict[str, Any]], bool],
         reuse: Callable[[dict[str, Any], dict[str, Any], str], bool] | None = None,
         view: Callable[[str], Snapshot] | None = None,
+        unfinished_view: Callable[[str], Snapshot] | None = None,
     ) -> None:
         self._cluster = cluster
         self._settings = settings
         self._enqueue = enqueue
         self._reuse = reuse
         self._view = view  # None: each pass lists the namespace on the API server
+        # (the view without finished jobs and Jobs, when there is one that keeps it)
+        self._unfinished_view = unfinished_view or view
         self._states: dict[str, _NamespaceState] = collections.defaultdict(_NamespaceState)
 
     async def poke(self, namespace: str, *, unless_fresher_than: float = 0.0) -> None:
@@ -123,7 +126,7 @@ class AdmissionQueue:
         is the pass's decision). It spares the unsuspension (a write, and a second sync
         of the Job controller) while slots are free.
         """
-        if self._view is None:
+        if self._unfinished_view is None:
             return None  # (passes list the namespace: no view to decide from here)
         state = self._states[namespace]
         name = body["metadata"]["name"]
@@ -131,7 +134,7 @@ class AdmissionQueue:
         now = time.monotonic()
         if key:
             state.keys[name] = (key, now)
-        jobs, bodies = self._view(namespace)
+        jobs, bodies = self._unfinished_view(namespace)
         bodies = _keyed(state.keys, bodies)
         order = admission.order_key(body)
         admitted = {j for j, since in state.admitted.items() if now - since <= EXPECTATION_SECONDS}
@@ -155,7 +158,10 @@ class AdmissionQueue:
                     holding.add(owner)
             elif not admission.job_finished(item):
                 strays.append(owner)
-        for job_name in admitted - seen:  # admitted, not in the view yet
+        # Admitted and not in the view yet (or ended since: the view for this decision
+        # leaves finished Jobs out, and the next pass forgets them): counted, so a
+        # decision here may wait for a pass, never admit past a cap.
+        for job_name in admitted - seen:
             owner = state.direct.get(job_name, ("", 0.0))[0]
             if owner in unfinished:
                 holding.add(owner)
