@@ -34,8 +34,9 @@ the code's latency.
 The last line is one JSON object: ``rate`` (the reference rate, 20/s),
 ``p99_ms_initiate_to_running``, ``p99_ms_plain_job_to_running``, ``overhead_ratio``
 (the first over the second at the reference rate), ``max_sustained_rate`` (and
-``max_sustained_plain_rate``), ``cores``, ``cpu_ms_per_initiate`` and
-``cpu_ms_per_plain_job`` (at the reference rate), and per rate every figure measured.
+``max_sustained_plain_rate``), ``cores``, ``cpu_ms_available_per_request`` (what the
+cores give a request at the reference rate), ``cpu_ms_per_initiate`` and
+``cpu_ms_per_plain_job`` (what one cost there), and per rate every figure measured.
 """
 
 import argparse
@@ -369,6 +370,8 @@ def main() -> None:
         "max_sustained_rate": max(sustained) if sustained else 0,
         "max_sustained_plain_rate": max(plain_sustained) if plain_sustained else 0,
         "cores": os.cpu_count(),
+        # What the machine's cores give each request at the reference rate.
+        "cpu_ms_available_per_request": round(1000 * (os.cpu_count() or 1) / reference_rate, 1),
         "cpu_ms_per_initiate": reference["initiate"]["cpu_ms_per_request_total"],
         "cpu_ms_per_plain_job": reference["plain"]["cpu_ms_per_request_total"],
         "controller_manager_flags": args.kcm_flag,

@@ -286,3 +286,14 @@ def test_reconcile_reads_the_job_from_the_view_and_asks_only_when_it_has_none() 
     fresh = cluster.downloadjob("ns", "abc")
     fresh["status"]["jobName"] = "dj-abc-r1"
     assert actions.reconcile(ctx, fresh, job) == ["JobRecreated"]
+
+
+def test_a_new_job_whose_job_the_view_lacks_is_left_to_its_creation_handler() -> None:
+    """The view lags under load: a job younger than one interval is not looked up."""
+    cluster = FakeCluster(job=None)
+    ctx = context(cluster, reconcile_interval=30)
+    young = body({"phase": "Queued", "jobName": "dj-abc"}, created=ago(5))
+    assert actions.reconcile(ctx, young) == []
+    assert cluster.created == []
+    old = body({"phase": "Queued", "jobName": "dj-abc"}, created=ago(31))
+    assert actions.reconcile(ctx, old) == ["JobRecreated"]
