@@ -390,7 +390,7 @@ def _keyed(
 ) -> list[dict[str, Any]]:
     """``bodies`` with the content keys their handlers labelled them with, until the view does."""
     if not keys:
-        return bodies  # (the usual case, and always without bundle reuse)
+        return bodies  # (always so without bundle reuse)
     now = time.monotonic()
     names = {body["metadata"]["name"]: body for body in bodies}
     for name, (_, since) in list(keys.items()):
