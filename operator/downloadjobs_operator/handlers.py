@@ -12,6 +12,7 @@ import concurrent.futures
 import copy
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -74,16 +75,18 @@ def _unfinished(namespace: str | None) -> tuple[str | None, str]:
     return (namespace, "")
 
 
-def _view(downloadjobs: kopf.Index[Any, Any], jobs: kopf.Index[Any, Any], namespace: str) -> Any:
-    """A namespace's Jobs and DownloadJobs, copied out of the indexes in the event loop."""
-    return list(jobs.get(namespace, ())), list(downloadjobs.get(namespace, ()))
-
-
-def _unfinished_view(
-    downloadjobs: kopf.Index[Any, Any], jobs: kopf.Index[Any, Any], namespace: str
+def _view(
+    downloadjobs: kopf.Index[Any, Any],
+    jobs: kopf.Index[Any, Any],
+    namespace: str,
+    *,
+    part: Callable[[str], Any] | None = None,
 ) -> Any:
-    """:func:`_view` without the finished ones."""
-    key = _unfinished(namespace)
+    """
+    A namespace's Jobs and DownloadJobs (all, or those under the key ``part`` gives),
+    copied out of the indexes in the event loop.
+    """
+    key = part(namespace) if part else namespace
     return list(jobs.get(key, ())), list(downloadjobs.get(key, ()))
 
 
@@ -129,7 +132,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
         # (kopf passes each index as a keyword named after its function)
         functools.partial(_view, kwargs["downloadjobs_by_namespace"], kwargs["jobs_by_namespace"]),
         functools.partial(
-            _unfinished_view, kwargs["downloadjobs_by_namespace"], kwargs["jobs_by_namespace"]
+            _view,
+            kwargs["downloadjobs_by_namespace"],
+            kwargs["jobs_by_namespace"],
+            part=_unfinished,
         ),
     )
     memo.sightings = {}  # Job uid -> status.sighting() its DownloadJob was last brought to
